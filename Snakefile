@@ -1,0 +1,28 @@
+# mathpipe: the DeepSeekMath recipe (arXiv 2402.03300) as one workflow.
+#   snakemake --cores 2                                 # the embedded default (config/tiny.yaml)
+#   snakemake --configfile config/deepseekmath.yaml     # the paper's recipe (GPUs, real data)
+#   snakemake rl --forcerun grpo                        # rerun one stage
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/tiny.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "pipeline/rules/common.smk"
+include: "pipeline/rules/world.smk"
+include: "pipeline/rules/corpus.smk"
+include: "pipeline/rules/pretrain.smk"
+include: "pipeline/rules/sft.smk"
+include: "pipeline/rules/rl.smk"
+include: "pipeline/rules/eval.smk"
+
+
+rule all:
+    input:
+        RESULTS / "report.md",
+    default_target: True
