@@ -1,5 +1,6 @@
 # Helpers shared by every rule file. Rules call stages as `python -m <module> --config CONFIG ...`.
 import shlex
+import sys
 from pathlib import Path
 
 from pipeline.config import results_dir
@@ -8,7 +9,7 @@ RESULTS = results_dir(config)
 # The config file this run was started with, passed to every stage (overrides are applied by Snakemake
 # into `config`; we write the resolved config once and hand that file to the stages).
 CONFIG_FILE = RESULTS / "config.yaml"
-PY = "python -m"
+PY = f"{shlex.quote(sys.executable)} -m"
 
 
 def stage_threads(default=1):
