@@ -1,0 +1,215 @@
+"""The one training loop, shared by pretraining, SFT and RL (DESIGN.md "Architecture").
+
+A stage supplies two things and the loop does the rest:
+
+- `data`: a stateful source of micro-batches — `next_batch() -> Any` plus `state_dict()` /
+  `load_state_dict()` (its position: a cursor, an epoch, an RNG). For SFT it walks a fixed dataset; for RL
+  it samples rollouts from the current policy (the paper's unified view, §5.2.1: an algorithm is a data
+  source, a reward and a gradient coefficient over the same loss).
+- `loss_fn(model, batch) -> (loss, metrics)`: the mean loss of one micro-batch and scalars to log.
+
+The loop owns the optimizer (AdamW), the lr schedule (constant / cosine / linear, with warm-up), gradient
+accumulation and clipping, JSONL metrics + tqdm, and checkpoints. A checkpoint holds weights, optimizer,
+scheduler, every RNG, the data position and any extra registered state (e.g. RL's reference model); it is
+written with `accelerate`'s `save_state` into a temporary folder and renamed into place, so a run killed at
+any instant (SIGKILL included) resumes from its last complete checkpoint and ends with the same weights as
+an uninterrupted run. Multi-GPU (DDP/FSDP) comes from launching the same code with `accelerate launch` or
+`torchrun`: the loop goes through `Accelerator` for backward, gradient sync, clipping and state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline.io import append_jsonl, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+class DataSource(Protocol):
+    def next_batch(self) -> Any: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    schedule: str = "cosine"  # "constant" | "cosine" | "linear"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1  # cosine/linear decay to lr * min_lr_ratio
+    grad_clip: float = 1.0  # 0 disables clipping
+
+
+def lr_lambda(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Multiplier on the base lr at `step` (0-based): linear warm-up, then the chosen decay."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(1, total_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    if cfg.schedule == "cosine":
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "linear":
+        return 1.0 - (1 - cfg.min_lr_ratio) * progress
+    raise ValueError(f"unknown lr schedule {cfg.schedule!r}: expected constant, cosine or linear")
+
+
+class _Counter:
+    """The step counter as registered checkpoint state."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+class TrainLoop:
+    """Run `total_steps` optimizer steps of `grad_accum` micro-batches each; checkpoint and resume.
+
+    `extra_state` maps names to objects with state_dict/load_state_dict saved in every checkpoint.
+    `on_step_end(step, metrics)` callbacks run after each optimizer step (e.g. RL's reference reset).
+    """
+
+    def __init__(self, model, loss_fn: Callable, data: DataSource, *, out_dir: str | os.PathLike,
+                 total_steps: int, optim: OptimConfig, grad_accum: int = 1, save_every: int = 0,
+                 keep_checkpoints: int = 2, log_every: int = 1, seed: int = 0,
+                 extra_state: dict[str, Any] | None = None,
+                 on_step_end: list[Callable[[int, dict], None]] | None = None,
+                 desc: str = "train", mixed_precision: str = "no"):
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.metrics_path = self.out_dir / "metrics.jsonl"
+        self.total_steps, self.grad_accum = int(total_steps), max(1, int(grad_accum))
+        self.save_every, self.keep, self.log_every = int(save_every), int(keep_checkpoints), max(1, log_every)
+        self.loss_fn, self.data, self.desc = loss_fn, data, desc
+        self.on_step_end = list(on_step_end or [])
+        self.optim_cfg = optim
+
+        set_seed(seed)
+        self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_lambda(s, self.total_steps, optim))
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.counter = _Counter()
+        self.accelerator.register_for_checkpointing(self.counter, data)
+        self.extra_names = sorted(extra_state or {})
+        for name in self.extra_names:
+            self.accelerator.register_for_checkpointing((extra_state or {})[name])
+        self._resume()
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _checkpoints(self) -> list[Path]:
+        if not self.ckpt_dir.is_dir():
+            return []
+        found = [p for p in self.ckpt_dir.iterdir() if re.fullmatch(r"step-\d{8}", p.name) and p.is_dir()]
+        return sorted(found)
+
+    def _resume(self) -> None:
+        ckpts = self._checkpoints()
+        if not ckpts:
+            if self.metrics_path.exists() and self.accelerator.is_main_process:
+                self.metrics_path.unlink()  # metrics of a run that never checkpointed are stale
+            return
+        last = ckpts[-1]
+        self.accelerator.load_state(str(last))
+        log.info("resumed from %s (step %d)", last, self.counter.step)
+        if self.accelerator.is_main_process and self.metrics_path.exists():
+            # Drop metrics logged after the checkpoint: they are re-logged as the steps rerun.
+            rows = [r for r in read_jsonl(self.metrics_path, strict=False) if r.get("step", 0) <= self.counter.step]
+            from pipeline.io import write_jsonl
+
+            write_jsonl(self.metrics_path, rows)
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoints/step-XXXXXXXX atomically; keep the newest `keep_checkpoints`."""
+        final = self.ckpt_dir / f"step-{self.counter.step:08d}"
+        tmp = self.ckpt_dir / f".tmp-step-{self.counter.step:08d}"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp), safe_serialization=False)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in self._checkpoints()[: -self.keep] if self.keep > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm.auto import tqdm
+
+        acc = self.accelerator
+        last: dict = {}
+        bar = tqdm(total=self.total_steps, initial=self.counter.step, desc=self.desc,
+                   disable=not acc.is_main_process, dynamic_ncols=True)
+        self.model.train()
+        while self.counter.step < self.total_steps:
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            t_data = 0.0
+            for micro in range(self.grad_accum):
+                td = time.perf_counter()
+                batch = self.data.next_batch()
+                t_data += time.perf_counter() - td
+                sync = micro == self.grad_accum - 1
+                ctx = acc.no_sync(self.model) if not sync and acc.num_processes > 1 else contextlib.nullcontext()
+                with ctx:
+                    loss, metrics = self.loss_fn(self.model, batch)
+                    acc.backward(loss / self.grad_accum)
+                for k, v in {"loss": float(loss.detach()), **metrics}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) / self.grad_accum
+            if self.optim_cfg.grad_clip > 0:
+                gnorm = acc.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
+                sums["grad_norm"] = float(gnorm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.counter.step += 1
+            step = self.counter.step
+            last = {"step": step, **sums, "lr": self.scheduler.get_last_lr()[0],
+                    "step_s": time.perf_counter() - t0, "data_s": t_data}
+            for cb in self.on_step_end:
+                cb(step, last)
+            if acc.is_main_process and (step % self.log_every == 0 or step == self.total_steps):
+                append_jsonl(self.metrics_path, last)
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+            if self.save_every and (step % self.save_every == 0) and step < self.total_steps:
+                self.save_checkpoint()
+        bar.close()
+        return last
+
+    def unwrapped_model(self):
+        return self.accelerator.unwrap_model(self.model)
