@@ -7,7 +7,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/tiny.yaml"
+# The embedded default unless --configfile names another config. (A `configfile:` directive would be
+# deep-merged with the one given on the command line, leaking tiny's keys into every other config.)
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/tiny.yaml"
 
 
 validate(config, "config/schema.yaml")
