@@ -1,30 +1,26 @@
-# Helpers shared by every rule file. Rules call stages as `python -m <module> --config CONFIG ...`.
+# Helpers shared by every rule file. Rules call stages as `{PY} <module> --config {input.config} ...`.
 import shlex
 import sys
 from pathlib import Path
 
-from pipeline.config import results_dir
+import yaml
+
+from pipeline.config import results_dir, validate as validate_config
+from pipeline.io import write_text
 
 RESULTS = results_dir(config)
-# The config file this run was started with, passed to every stage (overrides are applied by Snakemake
-# into `config`; we write the resolved config once and hand that file to the stages).
-CONFIG_FILE = RESULTS / "config.yaml"
 PY = f"{shlex.quote(sys.executable)} -m"
+
+# The resolved config (command-line overrides and schema defaults applied) that every stage reads. It is
+# rewritten only when its content changes, and rules take it as an `ancient` input: a changed key reruns
+# just the stages whose `params` carry that key (Snakemake's params rerun-trigger), not the whole DAG.
+_RESOLVED = yaml.safe_dump(validate_config(dict(config), source="snakemake config"), sort_keys=False)
+_CONFIG_PATH = RESULTS / "config.yaml"
+if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED:
+    write_text(_CONFIG_PATH, _RESOLVED)
+CONFIG_FILE = ancient(str(_CONFIG_PATH))
 
 
 def stage_threads(default=1):
     """Threads a training/generation rule asks for; torch uses exactly this many."""
     return max(1, int(config.get("threads", default)))
-
-
-rule resolved_config:
-    output:
-        CONFIG_FILE,
-    log:
-        RESULTS / "logs/resolved_config.log",
-    message:
-        "Writing the resolved config to {output}"
-    run:
-        from pipeline.config import save_resolved, validate as _validate
-
-        save_resolved(_validate(dict(config), source="snakemake config"), Path(output[0]).parent)
