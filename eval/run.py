@@ -1,0 +1,404 @@
+"""`python -m eval`: evaluate one checkpoint on one benchmark (DeepSeekMath §3.2, §4.3, Figure 7).
+
+    python -m eval --model results/tiny/rl/model --benchmark math500 --data ../shared/data/bench/math500_test.jsonl \
+        --n 64 --k 1,4,16,64 --temperature 0.7 --format cot --out results/tiny/eval/rl/math500
+
+Steps: load the benchmark, build one prompt per problem (eval.prompts), generate one greedy completion
+(temperature 0) and n sampled ones per problem (pipeline.generation), grade every completion with the
+shared grader (eval.grader.grade_many), group each problem's sampled answers into equivalence classes
+(eval.grader.group_equivalent), and write
+
+- `samples.jsonl`: one row per completion: `problem_id`, `sample_index` (-1 = the greedy one),
+  `completion`, `pred`, `correct`, `status`, plus `vote_class`, `finish_reason`, `num_tokens`, `gold`
+  and the problem's `subject` / `level` where it has them, so every metric can be recomputed offline
+  with `eval.metrics.metrics_from_samples`;
+- `metrics.json`: `greedy`, `pass@k`, `maj@k` (K as a string -> fraction), `n`, the exact settings
+  (model, benchmark, data, k, temperature, top_p, seed, format, prompt layout, max_new_tokens, grader
+  version), status counts and, where problems have subjects/levels (MATH), the breakdown.
+
+A completion cut at `max_new_tokens` ("length") with no `\\boxed{}` answer is no answer (status
+`truncated`), whatever number it happened to end on. Tool-integrated (`--format tool`) generation runs
+the model's ```python blocks in the sandbox and appends their ```output, as the paper's tool-integrated
+evaluation does, for up to `max_tool_calls` rounds within the same `max_new_tokens` budget.
+
+Settings come from the command line, else from the config's `eval:` section (`--config`), else defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from eval.benchmarks import FieldMap, HubSpec, load_benchmark
+from eval.metrics import DEFAULT_MAJ_SUBSETS, GREEDY_INDEX, NO_ANSWER, metrics_from_samples
+from eval.prompts import FORMATS, build_prompt, has_chat_template, stop_strings
+
+log = logging.getLogger("eval")
+
+# Built-in defaults; the config's `eval:` section and then the command line override them.
+DEFAULTS = {
+    "n": 64, "k": [1, 4, 16, 64], "temperature": 0.7, "top_p": 1.0, "format": "cot", "max_new_tokens": 1024,
+    "few_shot": 0, "prompt": "auto", "limit": None, "seed": 0, "chunk_size": 16, "grader_workers": 1,
+    "grader_timeout": 5.0, "maj_subsets": DEFAULT_MAJ_SUBSETS, "max_tool_calls": 3,
+}
+
+
+@dataclass
+class EvalSettings:
+    model: str
+    benchmark: str
+    out: str
+    data: str | None = None
+    schema: str = "auto"
+    fields: dict | None = None
+    hub: dict | None = None
+    n: int = 64
+    k: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    temperature: float = 0.7
+    top_p: float = 1.0
+    format: str = "cot"
+    max_new_tokens: int = 1024
+    few_shot: int = 0
+    prompt: str = "auto"  # auto | chat | plain
+    limit: int | None = None
+    seed: int = 0
+    chunk_size: int = 16  # problems per generate() call (progress, and the unit of the per-call seed)
+    grader_workers: int = 1
+    grader_timeout: float = 5.0
+    maj_subsets: int = DEFAULT_MAJ_SUBSETS
+    max_tool_calls: int = 3
+    backend: str = "hf"
+    generator_options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"--format must be one of {FORMATS}, got {self.format!r}")
+        if self.prompt not in ("auto", "chat", "plain"):
+            raise ValueError(f"--prompt must be auto, chat or plain, got {self.prompt!r}")
+        if self.n < 0:
+            raise ValueError(f"--n must be >= 0, got {self.n}")
+        bad = [k for k in self.k if k < 1 or k > self.n]
+        if self.n and bad:
+            raise ValueError(f"--k values must be in 1..n={self.n}, got {bad}")
+        if self.temperature < 0 or not (0 < self.top_p <= 1):
+            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+        if self.max_new_tokens < 1 or self.chunk_size < 1:
+            raise ValueError("--max-new-tokens and --chunk-size must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings: command line > config `eval:` section > defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
+    p.add_argument("--benchmark", required=True,
+                   help="gsm8k, math, math500, or a name from the config's eval.benchmarks (else any name with --data)")
+    p.add_argument("--data", help="local benchmark file (.jsonl, .jsonl.gz, .parquet); else config, else the hub")
+    p.add_argument("--schema", choices=["auto", "gsm8k", "math", "math500", "problem"],
+                   help="record schema of --data (default: detected from the first record)")
+    p.add_argument("--fields", help="field map for other files: question=KEY,answer=KEY[,id=KEY,subject=KEY,"
+                                    "level=KEY,answer_format=plain|gsm8k|boxed]")
+    p.add_argument("--out", required=True, help="output folder for samples.jsonl and metrics.json")
+    p.add_argument("--n", type=int, help="sampled completions per problem (0: greedy only) [64]")
+    p.add_argument("--k", help="comma-separated K for Pass@K / Maj@K [1,4,16,64]")
+    p.add_argument("--temperature", type=float, help="sampling temperature for the n samples [0.7]")
+    p.add_argument("--top-p", type=float, help="nucleus sampling [1.0]")
+    p.add_argument("--format", choices=FORMATS, help="cot, pot or tool [cot]")
+    p.add_argument("--max-new-tokens", type=int, help="per completion [1024]")
+    p.add_argument("--few-shot", type=int, help="solved exemplars before the question [0]")
+    p.add_argument("--prompt", choices=["auto", "chat", "plain"],
+                   help="prompt layout: chat template, plain Question/Answer, or auto (chat if the tokenizer has one)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N problems")
+    p.add_argument("--seed", type=int, help="sampling seed (also seeds the Maj@K subsets) [0]")
+    p.add_argument("--backend", choices=["hf", "vllm"], help="generation backend [config generation.backend or hf]")
+    p.add_argument("--chunk-size", type=int, help="problems per generation call [16]")
+    p.add_argument("--grader-workers", type=int, help="processes for grading [1]")
+    p.add_argument("--grader-timeout", type=float, help="seconds per grading / code run [5]")
+    p.add_argument("--maj-subsets", type=int, help="random K-subsets averaged for Maj@K when n > K [200]")
+    p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (with --config), e.g. --set eval.n=8")
+    p.add_argument("--threads", type=int, help="torch threads [config threads or 1]")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def parse_k(value) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = [int(x) for x in value.split(",") if x.strip()]
+        except ValueError as e:
+            raise ValueError(f"--k must be comma-separated integers, got {value!r}") from e
+    return sorted({int(x) for x in value})
+
+
+def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings:
+    """Merge command line, the config's eval: section and the defaults into one EvalSettings."""
+    from pipeline.config import results_dir
+
+    ecfg = dict((cfg or {}).get("eval") or {})
+    gcfg = dict((cfg or {}).get("generation") or {})
+    values = {**DEFAULTS, **{k: v for k, v in ecfg.items() if k in DEFAULTS and v is not None}}
+    for key in DEFAULTS:
+        cli = getattr(args, key, None)
+        if cli is not None:
+            values[key] = cli
+    values["k"] = parse_k(values["k"])
+    values = {k: v for k, v in values.items() if k in EvalSettings.__dataclass_fields__}
+
+    bench = dict((ecfg.get("benchmarks") or {}).get(args.benchmark) or {})
+    data = args.data or bench.get("data")
+    if data and cfg is not None:
+        data = str(data).replace("{results}", str(results_dir(cfg)))
+    hub = None
+    if not data and bench.get("hub"):
+        hub = {"path": bench["hub"], "configs": list(bench.get("hub_configs") or [None]),
+               "split": bench.get("split", "test"), "schema": bench.get("schema", "auto")}
+    fields = FieldMap.parse(args.fields).__dict__ if args.fields else bench.get("fields")
+    backend = args.backend or gcfg.pop("backend", "hf")
+    gcfg.pop("backend", None)
+    settings = EvalSettings(model=str(args.model), benchmark=args.benchmark, out=str(args.out),
+                            data=str(data) if data else None, schema=args.schema or bench.get("schema", "auto"),
+                            fields=fields, hub=hub, backend=backend, generator_options=gcfg, **values)
+    settings.validate()
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generation
+
+
+@dataclass
+class Trace:
+    """One completion in the making (several rounds when tool calls are executed)."""
+
+    text: str = ""
+    num_tokens: int = 0
+    finish_reason: str = "stop"
+    tool_calls: int = 0
+
+
+_TRAILING_CODE = re.compile(r"```python[ \t]*\n(.*?)```\s*$", re.DOTALL)
+
+
+def trailing_code(text: str) -> str | None:
+    """The code of a ```python block that ends the text (the model waits for its output), else None."""
+    m = _TRAILING_CODE.search(text)
+    return m.group(1) if m and "```" not in m.group(1) else None
+
+
+def format_tool_output(result) -> str:
+    """The ```output block appended after an executed code block (long outputs are shortened)."""
+    out = (getattr(result, "stdout", "") or "").strip()
+    if not out:
+        err = (getattr(result, "stderr", "") or "").strip().splitlines()
+        status = getattr(result, "status", "error")
+        out = f"{status}: {err[-1]}" if err else str(status)
+    if len(out) > 400:
+        out = out[:200] + " ... " + out[-200:]
+    return f"\n```output\n{out}\n```\n"
+
+
+def generate_traces(generator, prompts: list[str], *, n: int, temperature: float, top_p: float,
+                    max_new_tokens: int, stop: list[str], seed: int, tool: bool = False, max_tool_calls: int = 0,
+                    run_code=None, code_timeout: float = 5.0, decode=None) -> list[list[Trace]]:
+    """n completions per prompt (prompt-major). With `tool`, a completion that ends in a ```python block
+    has the block run (`run_code`) and its ```output appended, then generation resumes; all rounds share
+    the `max_new_tokens` budget (`decode(token_ids)` re-decodes a continuation cut to the budget).
+    """
+    outs = generator.generate(prompts, n=n, temperature=temperature, top_p=top_p,
+                              max_new_tokens=max_new_tokens, stop=stop, seed=seed)
+    traces = [[Trace(c.text, len(c.token_ids), c.finish_reason) for c in row] for row in outs]
+    if not tool:
+        return traces
+    for rnd in range(1, max_tool_calls + 1):
+        live = []
+        for i, row in enumerate(traces):
+            for t in row:
+                code = trailing_code(t.text) if t.finish_reason == "stop" else None
+                if code is None:
+                    continue
+                t.text += format_tool_output(run_code(code, timeout=code_timeout))
+                t.tool_calls += 1
+                if t.num_tokens >= max_new_tokens:
+                    t.finish_reason = "length"
+                else:
+                    live.append((i, t))
+        if not live:
+            break
+        # One batched call for every resumed trace, with the largest remaining budget; a trace whose own
+        # budget is smaller is cut back to it afterwards (tokens past it could not have been generated).
+        budget = max(max_new_tokens - t.num_tokens for _, t in live)
+        conts = generator.generate([prompts[i] + t.text for i, t in live], n=1, temperature=temperature,
+                                   top_p=top_p, max_new_tokens=budget, stop=stop, seed=seed + rnd)
+        for (_, t), (c,) in zip(live, conts):
+            left = max_new_tokens - t.num_tokens
+            if len(c.token_ids) > left:
+                t.text += decode(c.token_ids[:left])
+                t.num_tokens += left
+                t.finish_reason = "length"
+            else:
+                t.text += c.text
+                t.num_tokens += len(c.token_ids)
+                t.finish_reason = c.finish_reason
+    return traces
+
+
+# ---------------------------------------------------------------------------------------------------
+# Grading
+
+
+def grader_version() -> str:
+    """eval.grader.GRADER_VERSION, else a short hash of the grader's source files."""
+    import eval.grader as grader
+
+    version = getattr(grader, "GRADER_VERSION", None)
+    if version:
+        return str(version)
+    here = Path(grader.__file__).resolve().parent
+    names = ["grader.py", "answer_extraction.py", "equivalence.py", "sandbox.py"]
+    files = sorted({Path(grader.__file__).resolve(), *(here / n for n in names if (here / n).exists())})
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return f"sha256:{h.hexdigest()[:16]}"
+
+
+def has_boxed(text: str) -> bool:
+    return "\\boxed" in text or "\\fbox" in text
+
+
+def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float) -> list[dict]:
+    """Grade completions against golds; a truncated completion without a boxed answer is no answer."""
+    from eval.grader import grade_many
+
+    verdicts: list[dict | None] = [None] * len(traces)
+    todo = []
+    for i, t in enumerate(traces):
+        if t.finish_reason == "length" and not has_boxed(t.text):
+            verdicts[i] = {"pred": None, "correct": False, "status": "truncated"}
+        else:
+            todo.append(i)
+    kwargs = {"workers": workers, "timeout": timeout}
+    if fmt == "pot":
+        kwargs["execute_code"] = True  # program of thought: the program's output is the answer
+    graded = grade_many([(traces[i].text, golds[i]) for i in todo], **kwargs)
+    for i, v in zip(todo, graded):
+        verdicts[i] = {"pred": v.pred, "correct": bool(v.correct), "status": str(v.status)}
+    return verdicts
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def run_eval(s: EvalSettings) -> dict:
+    """Evaluate `s.model` on `s.benchmark`; write samples.jsonl, metrics.json and run.json into `s.out`."""
+    from eval.grader import group_equivalent
+    from pipeline.generation import build_generator
+    from pipeline.io import write_json, write_jsonl, write_run_record
+    from pipeline.models import load_tokenizer
+
+    t0 = time.perf_counter()
+    bench = load_benchmark(s.benchmark, data=s.data, hub=HubSpec(**{**s.hub, "configs": tuple(s.hub["configs"])})
+                           if s.hub else None, schema="auto" if s.fields else s.schema, fields=s.fields, limit=s.limit)
+    problems = bench.problems
+    tokenizer = load_tokenizer(s.model)
+    chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[s.prompt]
+    prompts = [build_prompt(p.question, s.format, tokenizer, s.few_shot, chat=chat) for p in problems]
+    stop = stop_strings(s.format, tokenizer, chat=chat)
+    log.info("%s on %s: %d problems, n=%d, T=%.2f, format=%s, %s prompts, %d-shot", s.model, s.benchmark,
+             len(problems), s.n, s.temperature, s.format, "chat" if chat else "plain", s.few_shot)
+    generator = build_generator(s.backend, s.model, tokenizer, **s.generator_options)
+    run_code = None
+    if s.format == "tool":
+        from eval.sandbox import run_code
+
+    greedy: list[Trace] = []
+    sampled: list[list[Trace]] = []
+    gen_opts = dict(top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=stop, tool=s.format == "tool",
+                    max_tool_calls=s.max_tool_calls, run_code=run_code, code_timeout=s.grader_timeout,
+                    decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+    t_gen = time.perf_counter()
+    for start in tqdm(range(0, len(prompts), s.chunk_size), desc=f"generate {s.benchmark}", unit="chunk"):
+        chunk = prompts[start:start + s.chunk_size]
+        greedy += [row[0] for row in generate_traces(generator, chunk, n=1, temperature=0.0, seed=s.seed + start,
+                                                     **{**gen_opts, "top_p": 1.0})]
+        if s.n:
+            sampled += generate_traces(generator, chunk, n=s.n, temperature=s.temperature, seed=s.seed + start,
+                                       **gen_opts)
+    gen_s = time.perf_counter() - t_gen
+
+    # Grade everything in one call (the grader parallelises), greedy first then samples problem-major.
+    flat = greedy + [t for row in sampled for t in row]
+    golds = [p.answer for p in problems] + [p.answer for p in problems for _ in range(s.n)]
+    verdicts = grade_traces(flat, golds, fmt=s.format, workers=s.grader_workers, timeout=s.grader_timeout)
+
+    rows = []
+    for i, p in enumerate(problems):
+        meta = {k: v for k, v in (("subject", p.subject), ("level", p.level)) if v is not None}
+        rows.append(_row(p, GREEDY_INDEX, greedy[i], verdicts[i], None, meta))
+        row_verdicts = verdicts[len(problems) + i * s.n: len(problems) + (i + 1) * s.n]
+        classes = group_equivalent([v["pred"] for v in row_verdicts], timeout=s.grader_timeout) if s.n else []
+        for j in range(s.n):
+            rows.append(_row(p, j, sampled[i][j], row_verdicts[j], int(classes[j]), meta))
+
+    out = Path(s.out)
+    write_jsonl(out / "samples.jsonl", rows)
+    scores = metrics_from_samples(rows, s.k if s.n else [], seed=s.seed, maj_subsets=s.maj_subsets)
+    settings = {k: v for k, v in asdict(s).items() if k != "out"}
+    metrics = {
+        # the numbers
+        "greedy": scores.pop("greedy"), "pass@k": scores.pop("pass@k"), "maj@k": scores.pop("maj@k"),
+        # the exact settings behind them
+        "model": s.model, "benchmark": s.benchmark, "n": scores.pop("n"), "k": scores.pop("k"),
+        "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed, "format": s.format,
+        "prompt_layout": "chat" if chat else "plain", "few_shot": s.few_shot, "max_new_tokens": s.max_new_tokens,
+        "stop": stop, "backend": s.backend, "grader_version": grader_version(), "data": bench.summary(),
+        # diagnostics, status counts, MATH breakdown
+        **scores,
+        "truncated_fraction": sum(t.finish_reason == "length" for t in flat) / max(1, len(flat)),
+        "mean_completion_tokens": sum(t.num_tokens for t in flat) / max(1, len(flat)),
+        "generation_s": round(gen_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
+        "settings": settings,
+    }
+    write_json(out / "metrics.json", metrics)
+    write_run_record(out, "eval", settings=settings)
+    log.info("%s/%s: greedy %.3f  pass@k %s  maj@k %s  (%d problems, %.0fs)", s.model, s.benchmark,
+             metrics["greedy"] or 0.0, _fmt(metrics["pass@k"]), _fmt(metrics["maj@k"]), len(problems),
+             metrics["wall_s"])
+    return metrics
+
+
+def _row(p, index: int, t: Trace, verdict: dict, vote_class: int | None, meta: dict) -> dict:
+    if vote_class is None and index != GREEDY_INDEX:
+        vote_class = NO_ANSWER
+    return {"problem_id": p.problem_id, "sample_index": index, "completion": t.text, "pred": verdict["pred"],
+            "correct": verdict["correct"], "status": verdict["status"], "vote_class": vote_class,
+            "finish_reason": t.finish_reason, "num_tokens": t.num_tokens, "tool_calls": t.tool_calls,
+            "gold": p.answer, **meta}
+
+
+def _fmt(d: dict) -> str:
+    return " ".join(f"{k}:{v:.3f}" for k, v in d.items())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from pipeline.config import load_config, set_threads, setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    cfg = load_config(args.config, args.overrides) if args.config else None
+    if args.overrides and cfg is None:
+        raise SystemExit("--set needs --config")
+    set_threads(args.threads if args.threads is not None else (cfg or {}).get("threads", 1))
+    return run_eval(resolve_settings(args, cfg))

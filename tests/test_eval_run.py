@@ -1,0 +1,265 @@
+"""The eval CLI: files it writes, recomputation from samples.jsonl, truncation, tool-integrated rounds.
+
+Most tests swap in a scripted generator (and, where the grading itself is not under test, a scripted
+grader) so they check the harness exactly; `test_cli_on_tiny_checkpoint_real_benchmarks` runs the real
+generator and grader on a tiny random model against ../shared/data/bench.
+"""
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import eval as eval_pkg
+from eval import run as eval_run
+from eval.benchmarks import last_boxed
+from eval.metrics import metrics_from_samples
+from pipeline.generation import Completion
+
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
+
+PROBLEMS = [
+    {"question": "Q0: 1+1?", "answer": "1+1=2\n#### 2"},
+    {"question": "Q1: 2+2?", "answer": "#### 4"},
+    {"question": "Q2: 5*5?", "answer": "#### 1,000"},  # thousands separator in the gold
+    {"question": "Q3: nothing answers this", "answer": "#### 9"},
+]
+# What the scripted model answers for each question, sample by sample (n = 4); "" = no box.
+SCRIPT = {
+    "Q0": ["2", "2", "3", "2"],
+    "Q1": ["5", "4", "5", "4"],  # 2-2 tie: 5 appears first, so Maj@4 is wrong
+    "Q2": ["1000", "", "", "7"],
+    "Q3": ["", "", "", ""],
+}
+GREEDY = {"Q0": "2", "Q1": "5", "Q2": "1000", "Q3": ""}
+
+
+class ScriptedGenerator:
+    """Answers from SCRIPT; the last sample of Q2 runs out of tokens without a box."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
+        self.calls.append({"n": n, "temperature": temperature, "stop": stop, "seed": seed})
+        out = []
+        for p in prompts:
+            q = next(k for k in SCRIPT if f"{k}:" in p)
+            answers = [GREEDY[q]] if temperature == 0 else SCRIPT[q][:n]
+            row = []
+            for a in answers:
+                if a:
+                    row.append(Completion(f"So the answer is \\boxed{{{a}}}.", [1, 2, 3], [0.0] * 3, "stop"))
+                else:
+                    row.append(Completion("I keep thinking 42 43 44", list(range(max_new_tokens)),
+                                          [0.0] * max_new_tokens, "length"))
+            out.append(row)
+        return out
+
+
+def _fake_grader():
+    def grade_many(pairs, workers=1, timeout=5.0, execute_code=False):
+        out = []
+        for completion, gold in pairs:
+            pred = last_boxed(completion)
+            status = "no_answer" if pred is None else ("correct" if pred == gold else "wrong")
+            out.append(types.SimpleNamespace(correct=pred == gold, pred=pred, status=status))
+        return out
+
+    def group_equivalent(answers, timeout=5.0):
+        ids: dict[str, int] = {}
+        return [-1 if a is None else ids.setdefault(a, len(ids)) for a in answers]
+
+    mod = types.ModuleType("eval.grader")
+    mod.grade_many, mod.group_equivalent, mod.GRADER_VERSION = grade_many, group_equivalent, "fake-1"
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer_dir(tmp_path_factory):
+    from pipeline.models import train_tokenizer
+
+    texts = [p["question"] + " " + p["answer"] for p in PROBLEMS] * 20 + ["Please reason step by step"] * 20
+    d = tmp_path_factory.mktemp("model")
+    train_tokenizer(texts, vocab_size=400).save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    gen = ScriptedGenerator()
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: gen)
+    fake = _fake_grader()
+    monkeypatch.setitem(sys.modules, "eval.grader", fake)
+    monkeypatch.setattr(eval_pkg, "grader", fake, raising=False)
+    return gen
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    lines = [json.dumps(p) for p in PROBLEMS] + ["{not json", json.dumps({"question": "no gold", "answer": "x"})]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_writes_samples_and_metrics(scripted, tiny_tokenizer_dir, data_file, tmp_path):
+    out = tmp_path / "out"
+    eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file),
+                   "--n", "4", "--k", "1,2,4", "--temperature", "0.7", "--seed", "3", "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+
+    assert len(rows) == 4 * (1 + 4)
+    for key in ("problem_id", "sample_index", "completion", "pred", "correct", "status"):
+        assert all(key in r for r in rows)
+    assert metrics["greedy"] == pytest.approx(2 / 4)  # Q0 and Q2 (1000 == 1,000 after comma removal)
+    assert metrics["n"] == 4 and metrics["k"] == [1, 2, 4]
+    assert set(metrics["pass@k"]) == set(metrics["maj@k"]) == {"1", "2", "4"}
+    # Pass@1 = mean fraction correct = (3/4 + 2/4 + 1/4 + 0) / 4
+    assert metrics["pass@k"]["1"] == pytest.approx(1.5 / 4)
+    assert metrics["pass@k"]["4"] == pytest.approx(3 / 4)
+    # Maj@4: Q0 right, Q1 tie -> "5" first -> wrong, Q2 1000 vs 7 tie -> 1000 first -> right, Q3 none
+    assert metrics["maj@k"]["4"] == pytest.approx(2 / 4)
+    for key, want in [("model", str(tiny_tokenizer_dir)), ("benchmark", "toy"), ("temperature", 0.7),
+                      ("seed", 3), ("format", "cot"), ("max_new_tokens", 1024), ("grader_version", "fake-1")]:
+        assert metrics[key] == want
+    assert metrics["data"]["num_records"] == 6 and metrics["data"]["num_skipped"] == 2
+    assert any(":5: bad JSON" in s for s in metrics["data"]["skipped_examples"])
+    # Q2's second sample hit the length limit with no box: not an answer, whatever number it ended on.
+    cut = next(r for r in rows if r["problem_id"] == "toy-00002" and r["sample_index"] == 1)
+    assert cut["status"] == "truncated" and cut["pred"] is None and cut["vote_class"] == -1
+    assert cut["finish_reason"] == "length"
+    assert metrics["status_counts"]["sampled"]["truncated"] == 2 + 4  # Q2 x2, Q3 x4
+    assert (out / "run.json").exists()
+    # the greedy pass is a separate temperature-0 call; sampling uses the seed
+    assert [c["temperature"] for c in scripted.calls] == [0.0, 0.7]
+    assert scripted.calls[1]["seed"] == 3
+
+
+def test_metrics_recomputed_from_samples_equal_metrics_json(scripted, tiny_tokenizer_dir, data_file, tmp_path):
+    out = tmp_path / "out"
+    eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file),
+                   "--n", "4", "--k", "1,2,4", "--maj-subsets", "3", "--seed", "11", "--out", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    again = metrics_from_samples(rows, metrics["k"], seed=metrics["seed"], maj_subsets=metrics["maj_subsets"])
+    for key in ("greedy", "pass@k", "maj@k", "n", "num_problems", "status_counts", "breakdown"):
+        assert again[key] == metrics[key], key
+
+
+def test_k_larger_than_n_is_rejected_before_generation(scripted, tiny_tokenizer_dir, data_file, tmp_path):
+    with pytest.raises(ValueError, match="1..n=2"):
+        eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file),
+                       "--n", "2", "--k", "1,4", "--out", str(tmp_path / "o")])
+    assert scripted.calls == []
+
+
+def test_settings_from_config_and_command_line(tmp_path):
+    from pipeline.config import load_config
+
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        "name: toy\nresults_root: " + str(tmp_path / "results") + "\n"
+        "generation: {backend: hf, batch_size: 8}\n"
+        "eval:\n  n: 8\n  k: [1, 8]\n  temperature: 0.5\n  format: tool\n"
+        "  benchmarks:\n    world_gsm8k: {data: '{results}/world/problems/test_gsm8k.jsonl'}\n"
+        "    hubby: {hub: openai/gsm8k, hub_configs: [main], split: test, schema: gsm8k}\n")
+    cfg = load_config(cfg_path)
+    args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "world_gsm8k", "--out", "o",
+                                               "--temperature", "0.9"])
+    s = eval_run.resolve_settings(args, cfg)
+    assert s.data == str(tmp_path / "results" / "toy" / "world/problems/test_gsm8k.jsonl")
+    assert (s.n, s.k, s.temperature, s.format) == (8, [1, 8], 0.9, "tool")  # CLI beats config
+    assert s.backend == "hf" and s.generator_options["batch_size"] == 8 and "backend" not in s.generator_options
+    args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "hubby", "--out", "o"])
+    s = eval_run.resolve_settings(args, cfg)
+    assert s.data is None and s.hub == {"path": "openai/gsm8k", "configs": ["main"], "split": "test",
+                                        "schema": "gsm8k"}
+
+
+class ToolGenerator:
+    """First round ends in a code block; after its output comes back, states a boxed answer."""
+
+    def __init__(self, long_continuation=False):
+        self.long = long_continuation
+        self.prompts = []
+
+    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
+        self.prompts.append(prompts)
+        assert stop and "```output" in stop
+        out = []
+        for p in prompts:
+            if "```output" not in p:
+                row = [Completion("Compute it.\n```python\nprint(6*7)\n```\n", [1] * 10, [0.0] * 10, "stop")] * n
+            elif self.long:
+                row = [Completion("x" * 50, [7] * 50, [0.0] * 50, "length")] * n
+            else:
+                row = [Completion("The answer is \\boxed{42}.", [2] * 5, [0.0] * 5, "stop")] * n
+            out.append(row)
+        return out
+
+
+def test_tool_integrated_rounds_run_code_and_resume():
+    ran = []
+
+    def run_code(code, timeout):
+        ran.append(code)
+        return types.SimpleNamespace(status="ok", stdout="42\n", stderr="")
+
+    gen = ToolGenerator()
+    traces = eval_run.generate_traces(gen, ["PROMPT"], n=2, temperature=0.7, top_p=1.0, max_new_tokens=100,
+                                      stop=["```output"], seed=0, tool=True, max_tool_calls=3, run_code=run_code)
+    t = traces[0][0]
+    assert ran == ["print(6*7)\n", "print(6*7)\n"]
+    assert t.tool_calls == 1 and t.num_tokens == 15 and t.finish_reason == "stop"
+    assert "```output\n42\n```" in t.text and t.text.endswith("\\boxed{42}.")
+    assert gen.prompts[1][0].startswith("PROMPT") and gen.prompts[1][0].endswith("```output\n42\n```\n")
+
+
+def test_tool_rounds_share_the_token_budget():
+    gen = ToolGenerator(long_continuation=True)
+    traces = eval_run.generate_traces(
+        gen, ["P"], n=1, temperature=0.0, top_p=1.0, max_new_tokens=30, stop=["```output"], seed=0, tool=True,
+        max_tool_calls=3, run_code=lambda code, timeout: types.SimpleNamespace(status="error", stdout="",
+                                                                               stderr="Traceback\nNameError: x"),
+        decode=lambda ids: "y" * len(ids))
+    t = traces[0][0]
+    assert t.num_tokens == 30 and t.finish_reason == "length"
+    assert "```output\nerror: NameError: x\n```" in t.text and t.text.endswith("y" * 20)
+
+
+def test_trailing_code_only_when_the_text_ends_in_a_closed_python_block():
+    assert eval_run.trailing_code("a\n```python\nx=1\nprint(x)\n```\n") == "x=1\nprint(x)\n"
+    assert eval_run.trailing_code("```python\nx=1\n```\n```output\n1\n```\n") is None
+    assert eval_run.trailing_code("```python\nx=1\n```\nSo \\boxed{1}") is None
+    assert eval_run.trailing_code("```python\nx=1\n") is None
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason=f"{BENCH} not present (shared benchmark data)")
+@pytest.mark.parametrize("bench, file", [("gsm8k", "gsm8k_test.jsonl"), ("math500", "math500_test.jsonl")])
+def test_cli_on_tiny_checkpoint_real_benchmarks(tmp_path, bench, file):
+    """The real CLI (real generator and grader) on a tiny random checkpoint and the real benchmark files."""
+    import torch
+
+    from pipeline.models import build_model, save, train_tokenizer
+
+    torch.manual_seed(0)
+    texts = [json.loads(line).get("question") or json.loads(line)["problem"]
+             for line in (BENCH / file).read_text().splitlines()[:200]]
+    tok = train_tokenizer(texts, vocab_size=600)
+    model_dir = save(build_model(tok, hidden_size=32, num_layers=1, num_heads=2, max_position_embeddings=4096),
+                     tok, tmp_path / "model")
+    out = tmp_path / bench
+    metrics = eval_run.main(["--model", str(model_dir), "--benchmark", bench, "--data", str(BENCH / file),
+                             "--limit", "3", "--n", "2", "--k", "1,2", "--max-new-tokens", "6", "--out", str(out)])
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 3
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["greedy"] == metrics["greedy"] and 0.0 <= on_disk["greedy"] <= 1.0
+    assert set(on_disk["pass@k"]) == {"1", "2"} and on_disk["data"]["num_problems"] == 3
+    assert on_disk["grader_version"]
+    if bench == "math500":
+        assert set(on_disk["breakdown"]) == {"subject", "level"}
