@@ -1,0 +1,202 @@
+"""The grader's slow path: LaTeX -> sympy and an exact-as-possible equality test (paper §4.1 rewards).
+
+Parsing uses latex2sympy2_extended (an ANTLR grammar that builds sympy objects; nothing is
+`eval`ed or `sympify`ed from model text). A drift between the ANTLR runtime and the generated
+parser can make every parse fail silently, so `self_test()` checks a few known parses and raises;
+grader workers run it before they accept work.
+
+Equality:
+- constants: `a - b` evaluated to 40 significant digits with sympy's adaptive precision; equal only
+  when that difference is zero (see `_is_zero_at`) — a rounded decimal (1.414 vs \\sqrt2) or a huge
+  number plus one is never equal; decimals are read as exact rationals (0.1 is 1/10);
+- expressions with variables: `expand(a - b) == 0`, else evaluation at three random rational
+  points (a polynomial identity that holds at random points holds everywhere with probability 1);
+- equations: the same as comparing `lhs - rhs` up to a constant factor; `x = 3` vs `3` compares
+  the side that is not the lone variable;
+- matrices elementwise; finite sets unordered; intervals by ends and open/closed flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import lru_cache
+
+import sympy
+from latex2sympy2_extended import latex2sympy
+from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+from sympy.core.evalf import PrecisionExhausted
+
+log = logging.getLogger(__name__)
+
+_CONVERSION = ConversionConfig(interpret_as_mixed_fractions=True, lowercase_symbols=False)
+_DIGITS = 40
+_ZERO_TOL = sympy.Float("1e-30", _DIGITS)
+_POINTS = 3
+_SPECIAL = {sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E, sympy.Symbol("E"): sympy.E}
+
+
+@lru_cache(maxsize=4096)
+def parse_latex(text: str):
+    """sympy object for a cleaned LaTeX answer, or None when it does not parse."""
+    try:
+        expr = latex2sympy(text, normalization_config=None, conversion_config=_CONVERSION)
+    except Exception as e:  # the ANTLR error listener raises bare Exception on syntax errors
+        log.debug("latex2sympy could not parse %r: %s", text[:200], e)
+        return None
+    if not isinstance(expr, (sympy.Basic, sympy.MatrixBase)):
+        return None
+    return _canonical(expr)
+
+
+def _canonical(expr):
+    """Exact rationals for decimals; the symbols i and e as the imaginary unit and Euler's number."""
+    if isinstance(expr, sympy.MatrixBase):
+        return expr.applyfunc(_canonical)
+    floats = expr.atoms(sympy.Float)
+    specials = expr.free_symbols & set(_SPECIAL)
+    if not floats and not specials:
+        return expr
+    mapping = {f: sympy.Rational(str(f)) for f in floats}
+    mapping.update({s: _SPECIAL[s] for s in specials})
+    return expr.xreplace(mapping)
+
+
+def sympy_equal(pred: str, gold: str, scale=1) -> bool:
+    """True if `pred` parses to `scale * gold` (see the module docstring for what "equal" means)."""
+    a, b = parse_latex(pred), parse_latex(gold)
+    if a is None or b is None:
+        return False
+    if scale != 1:
+        if isinstance(b, sympy.MatrixBase) or not isinstance(b, sympy.Expr):
+            return False
+        b = b * sympy.Rational(scale.numerator, scale.denominator)
+    return objects_equal(a, b)
+
+
+def objects_equal(a, b) -> bool:
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        if not (isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase)) or a.shape != b.shape:
+            return False
+        return all(objects_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, sympy.Eq) or isinstance(b, sympy.Eq):
+        return _equations_equal(a, b)
+    if isinstance(a, sympy.Set) or isinstance(b, sympy.Set):
+        return _sets_equal(a, b)
+    if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
+        return expressions_equal(a, b)
+    return a == b
+
+
+def _equations_equal(a, b) -> bool:
+    if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq):
+        da, db = a.lhs - a.rhs, b.lhs - b.rhs
+        if expressions_equal(da, db) or expressions_equal(da, -db):
+            return True
+        ratio = sympy.simplify(da / db)
+        return ratio.is_number and ratio != 0 and ratio.is_finite is True
+    eq, other = (a, b) if isinstance(a, sympy.Eq) else (b, a)
+    if not isinstance(other, sympy.Expr):
+        return False
+    if isinstance(eq.lhs, sympy.Symbol):
+        return expressions_equal(eq.rhs, other)
+    if isinstance(eq.rhs, sympy.Symbol):
+        return expressions_equal(eq.lhs, other)
+    return False
+
+
+def _sets_equal(a, b) -> bool:
+    if not (isinstance(a, sympy.Set) and isinstance(b, sympy.Set)):
+        return False
+    if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
+        rest = list(b.args)
+        if len(rest) != len(a.args):
+            return False
+        for x in a.args:
+            j = next((k for k, y in enumerate(rest) if objects_equal(x, y)), None)
+            if j is None:
+                return False
+            del rest[j]
+        return True
+    if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+        return (a.left_open, a.right_open) == (b.left_open, b.right_open) and \
+            expressions_equal(a.start, b.start) and expressions_equal(a.end, b.end)
+    return bool(a == b)
+
+
+def expressions_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+    if a == b:
+        return True
+    if a.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        return False  # equal infinities were caught by `a == b`
+    diff = a - b
+    symbols = sorted(diff.free_symbols, key=str)
+    if not symbols:
+        return _is_zero_at(diff, {}) is True
+    if sympy.expand(diff) == 0:
+        return True
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(_POINTS * 3):
+        point = {s: sympy.Rational(rng.randint(-1000, 1000), rng.randint(101, 997)) for s in symbols}
+        verdict = _is_zero_at(diff, point)
+        if verdict is False:
+            return False
+        checked += verdict is True
+        if checked == _POINTS:
+            return True
+    return sympy.simplify(diff) == 0
+
+
+def _is_zero_at(diff: sympy.Expr, point: dict) -> bool | None:
+    """Whether `diff` is exactly zero at `point`: True, False, or None where it is undefined.
+
+    `evalf(strict=True)` either returns the value to full relative precision — then a non-zero
+    value is certainly non-zero, however small or however large the terms (10^{10^{10}}+1 is not
+    10^{10^{10}}) — or raises PrecisionExhausted, which is what exact cancellation to zero does;
+    then the loosely evaluated value must also be negligible next to 1.
+    """
+    subs = point or None
+    try:
+        value = diff.evalf(_DIGITS, subs=subs, strict=True)
+        exhausted = False
+    except PrecisionExhausted:
+        value = diff.evalf(_DIGITS, subs=subs)
+        exhausted = True
+    if not value.is_number or value.free_symbols or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return None
+    if not exhausted:
+        return bool(value == 0)
+    return bool(abs(value) <= _ZERO_TOL)
+
+
+_SELF_TEST = [
+    ("\\frac{1}{2}", sympy.Rational(1, 2)),
+    ("\\sqrt{8}", 2 * sympy.sqrt(2)),
+    ("2^{10}", sympy.Integer(1024)),
+    ("x^2+2x+1", (sympy.Symbol("x") + 1) ** 2),
+    ("\\frac{\\pi}{3}", sympy.pi / 3),
+    ("3+4i", 3 + 4 * sympy.I),
+]
+
+
+def self_test() -> None:
+    """Raise RuntimeError if LaTeX parsing does not give the known answers (ANTLR/sympy drift)."""
+    from importlib import metadata
+
+    for text, expected in _SELF_TEST:
+        got = parse_latex.__wrapped__(text)
+        if got is None or not objects_equal(got, expected):
+            versions = {p: _version(metadata, p) for p in ("latex2sympy2_extended", "antlr4-python3-runtime", "sympy")}
+            raise RuntimeError(
+                f"grader self-test failed: {text!r} parsed as {got!r}, expected {expected!r}; "
+                f"LaTeX parsing is broken for {versions} (a version drift between the ANTLR runtime "
+                "and latex2sympy2_extended's generated parser?)"
+            )
+
+
+def _version(metadata, package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
