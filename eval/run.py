@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grader-timeout", type=float, help="seconds per grading / code run [5]")
     p.add_argument("--maj-subsets", type=int, help="random K-subsets averaged for Maj@K when n > K [200]")
     p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
+    p.add_argument("--checkpoint", help="stage name (pretrain, sft, rl, ...): apply the config's eval.per_checkpoint "
+                                        "overrides for it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (with --config), e.g. --set eval.n=8")
     p.add_argument("--threads", type=int, help="torch threads [config threads or 1]")
@@ -142,21 +144,34 @@ def parse_k(value) -> list[int]:
     return sorted({int(x) for x in value})
 
 
+def config_settings(cfg: dict | None, checkpoint: str | None = None) -> dict:
+    """The run settings a config asks for: defaults < eval section < eval.per_checkpoint[checkpoint].
+
+    The Snakemake rule `evaluate` puts this dict in its params, so changing it reruns exactly the
+    affected evaluations.
+    """
+    ecfg = dict((cfg or {}).get("eval") or {})
+    values = dict(DEFAULTS)
+    if cfg is not None and "seed" in cfg:
+        values["seed"] = cfg["seed"]  # the experiment's seed unless eval.seed says otherwise
+    values.update({k: v for k, v in ecfg.items() if k in DEFAULTS})
+    if checkpoint:
+        values.update((ecfg.get("per_checkpoint") or {}).get(checkpoint) or {})
+    values["k"] = parse_k(values["k"])
+    return values
+
+
 def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings:
-    """Merge command line, the config's eval: section and the defaults into one EvalSettings."""
+    """Merge the command line, the config (`config_settings`) and the defaults into one EvalSettings."""
     from pipeline.config import results_dir
 
-    ecfg = dict((cfg or {}).get("eval") or {})
-    gcfg = dict((cfg or {}).get("generation") or {})
-    values = {**DEFAULTS, **{k: v for k, v in ecfg.items() if k in DEFAULTS and v is not None}}
+    values = config_settings(cfg, getattr(args, "checkpoint", None))
     for key in DEFAULTS:
         cli = getattr(args, key, None)
         if cli is not None:
-            values[key] = cli
-    values["k"] = parse_k(values["k"])
-    values = {k: v for k, v in values.items() if k in EvalSettings.__dataclass_fields__}
+            values[key] = parse_k(cli) if key == "k" else cli
 
-    bench = dict((ecfg.get("benchmarks") or {}).get(args.benchmark) or {})
+    bench = dict(((cfg or {}).get("eval") or {}).get("benchmarks", {}).get(args.benchmark) or {})
     data = args.data or bench.get("data")
     if data and cfg is not None:
         data = str(data).replace("{results}", str(results_dir(cfg)))
@@ -165,11 +180,12 @@ def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings
         hub = {"path": bench["hub"], "configs": list(bench.get("hub_configs") or [None]),
                "split": bench.get("split", "test"), "schema": bench.get("schema", "auto")}
     fields = FieldMap.parse(args.fields).__dict__ if args.fields else bench.get("fields")
-    backend = args.backend or gcfg.pop("backend", "hf")
-    gcfg.pop("backend", None)
+    gen_opts = dict((cfg or {}).get("generation") or {})
+    backend = args.backend or gen_opts.pop("backend", None) or "hf"
+    gen_opts.pop("backend", None)
     settings = EvalSettings(model=str(args.model), benchmark=args.benchmark, out=str(args.out),
                             data=str(data) if data else None, schema=args.schema or bench.get("schema", "auto"),
-                            fields=fields, hub=hub, backend=backend, generator_options=gcfg, **values)
+                            fields=fields, hub=hub, backend=backend, generator_options=gen_opts, **values)
     settings.validate()
     return settings
 
@@ -228,7 +244,9 @@ def generate_traces(generator, prompts: list[str], *, n: int, temperature: float
                 code = trailing_code(t.text) if t.finish_reason == "stop" else None
                 if code is None:
                     continue
-                t.text += format_tool_output(run_code(code, timeout=code_timeout))
+                # The model wrote ```output (the stop string, cut from the text); the harness writes the
+                # block as SFT taught it (sft/formats.py): the code fence, then ```output on the next line.
+                t.text = t.text.rstrip() + format_tool_output(run_code(code, timeout=code_timeout))
                 t.tool_calls += 1
                 if t.num_tokens >= max_new_tokens:
                     t.finish_reason = "length"

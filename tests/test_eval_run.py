@@ -215,7 +215,7 @@ def test_tool_integrated_rounds_run_code_and_resume():
     t = traces[0][0]
     assert ran == ["print(6*7)\n", "print(6*7)\n"]
     assert t.tool_calls == 1 and t.num_tokens == 15 and t.finish_reason == "stop"
-    assert "```output\n42\n```" in t.text and t.text.endswith("\\boxed{42}.")
+    assert "print(6*7)\n```\n```output\n42\n```\n" in t.text and t.text.endswith("\\boxed{42}.")
     assert gen.prompts[1][0].startswith("PROMPT") and gen.prompts[1][0].endswith("```output\n42\n```\n")
 
 
