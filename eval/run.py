@@ -16,10 +16,11 @@ shared grader (eval.grader.grade_many), group each problem's sampled answers int
   (model, benchmark, data, k, temperature, top_p, seed, format, prompt layout, max_new_tokens, grader
   version), status counts and, where problems have subjects/levels (MATH), the breakdown.
 
-A completion cut at `max_new_tokens` ("length") with no `\\boxed{}` answer is no answer (status
-`truncated`), whatever number it happened to end on. Tool-integrated (`--format tool`) generation runs
-the model's ```python blocks in the sandbox and appends their ```output, as the paper's tool-integrated
-evaluation does, for up to `max_tool_calls` rounds within the same `max_new_tokens` budget.
+A completion cut at `max_new_tokens` ("length") counts only with an explicitly stated answer (the
+grader's `truncated=True`), never with whatever number it happened to end on (status `truncated`).
+Tool-integrated (`--format tool`) generation runs the model's ```python blocks in the sandbox and
+appends their ```output, as the paper's tool-integrated evaluation does, for up to `max_tool_calls`
+rounds within the same `max_new_tokens` budget.
 
 Settings come from the command line, else from the config's `eval:` section (`--config`), else defaults.
 """
@@ -46,7 +47,7 @@ log = logging.getLogger("eval")
 DEFAULTS = {
     "n": 64, "k": [1, 4, 16, 64], "temperature": 0.7, "top_p": 1.0, "format": "cot", "max_new_tokens": 1024,
     "few_shot": 0, "prompt": "auto", "limit": None, "seed": 0, "chunk_size": 16, "grader_workers": 1,
-    "grader_timeout": 5.0, "maj_subsets": DEFAULT_MAJ_SUBSETS, "max_tool_calls": 3,
+    "grader_timeout": 5.0, "code_timeout": 10.0, "maj_subsets": DEFAULT_MAJ_SUBSETS, "max_tool_calls": 3,
 }
 
 
@@ -72,6 +73,7 @@ class EvalSettings:
     chunk_size: int = 16  # problems per generate() call (progress, and the unit of the per-call seed)
     grader_workers: int = 1
     grader_timeout: float = 5.0
+    code_timeout: float = 10.0  # seconds per program run (PoT grading, tool-integrated execution)
     maj_subsets: int = DEFAULT_MAJ_SUBSETS
     max_tool_calls: int = 3
     backend: str = "hf"
@@ -123,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["hf", "vllm"], help="generation backend [config generation.backend or hf]")
     p.add_argument("--chunk-size", type=int, help="problems per generation call [16]")
     p.add_argument("--grader-workers", type=int, help="processes for grading [1]")
-    p.add_argument("--grader-timeout", type=float, help="seconds per grading / code run [5]")
+    p.add_argument("--grader-timeout", type=float, help="seconds per answer comparison [5]")
+    p.add_argument("--code-timeout", type=float, help="seconds per program run (PoT, tool-integrated) [10]")
     p.add_argument("--maj-subsets", type=int, help="random K-subsets averaged for Maj@K when n > K [200]")
     p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
     p.add_argument("--checkpoint", help="stage name (pretrain, sft, rl, ...): apply the config's eval.per_checkpoint "
@@ -276,44 +279,52 @@ def generate_traces(generator, prompts: list[str], *, n: int, temperature: float
 # Grading
 
 
+# The evaluation harness's own modules; every other loaded eval.* module is part of the grader.
+_HARNESS_MODULES = {"eval", "eval.__main__", "eval.run", "eval.metrics", "eval.benchmarks", "eval.prompts",
+                    "eval.report"}
+
+
 def grader_version() -> str:
-    """eval.grader.GRADER_VERSION, else a short hash of the grader's source files."""
+    """eval.grader.GRADER_VERSION if it defines one, else a hash of the grader's source files (the grader
+    module, every eval.* module it loaded, and the sandbox)."""
+    import importlib.util
+    import sys
+
     import eval.grader as grader
 
     version = getattr(grader, "GRADER_VERSION", None)
     if version:
         return str(version)
-    here = Path(grader.__file__).resolve().parent
-    names = ["grader.py", "answer_extraction.py", "equivalence.py", "sandbox.py"]
-    files = sorted({Path(grader.__file__).resolve(), *(here / n for n in names if (here / n).exists())})
+    files = {Path(m.__file__).resolve() for name, m in list(sys.modules.items())
+             if name.startswith("eval.") and name not in _HARNESS_MODULES and getattr(m, "__file__", None)}
+    spec = importlib.util.find_spec("eval.sandbox")
+    if spec is not None and spec.origin:
+        files.add(Path(spec.origin).resolve())
     h = hashlib.sha256()
-    for f in files:
+    for f in sorted(files):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return f"sha256:{h.hexdigest()[:16]}"
 
 
-def has_boxed(text: str) -> bool:
-    return "\\boxed" in text or "\\fbox" in text
+def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float,
+                 code_timeout: float) -> list[dict]:
+    """Grade completions with the shared grader (eval.grader.grade_many).
 
-
-def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float) -> list[dict]:
-    """Grade completions against golds; a truncated completion without a boxed answer is no answer."""
+    A completion cut at max_new_tokens is graded with `truncated=True`: the grader then accepts only an
+    explicitly stated answer (a box, an answer statement, an output block), never the last number of an
+    unfinished solution; its "no_answer" verdicts are reported with status "truncated". PoT completions
+    are graded by running their program (`execute_code`).
+    """
     from eval.grader import grade_many
 
-    verdicts: list[dict | None] = [None] * len(traces)
-    todo = []
-    for i, t in enumerate(traces):
-        if t.finish_reason == "length" and not has_boxed(t.text):
-            verdicts[i] = {"pred": None, "correct": False, "status": "truncated"}
-        else:
-            todo.append(i)
-    kwargs = {"workers": workers, "timeout": timeout}
-    if fmt == "pot":
-        kwargs["execute_code"] = True  # program of thought: the program's output is the answer
-    graded = grade_many([(traces[i].text, golds[i]) for i in todo], **kwargs)
-    for i, v in zip(todo, graded):
-        verdicts[i] = {"pred": v.pred, "correct": bool(v.correct), "status": str(v.status)}
-    return verdicts
+    truncated = [t.finish_reason == "length" for t in traces]
+    verdicts = grade_many([(t.text, g) for t, g in zip(traces, golds)], workers=workers, timeout=timeout,
+                          execute_code=fmt == "pot", truncated=truncated, code_timeout=code_timeout)
+    out = []
+    for v, cut in zip(verdicts, truncated):
+        status = "truncated" if cut and v.status == "no_answer" else str(v.status)
+        out.append({"pred": v.pred, "correct": bool(v.correct), "status": status})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,7 +355,7 @@ def run_eval(s: EvalSettings) -> dict:
     greedy: list[Trace] = []
     sampled: list[list[Trace]] = []
     gen_opts = dict(top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=stop, tool=s.format == "tool",
-                    max_tool_calls=s.max_tool_calls, run_code=run_code, code_timeout=s.grader_timeout,
+                    max_tool_calls=s.max_tool_calls, run_code=run_code, code_timeout=s.code_timeout,
                     decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     t_gen = time.perf_counter()
     for start in tqdm(range(0, len(prompts), s.chunk_size), desc=f"generate {s.benchmark}", unit="chunk"):
@@ -359,14 +370,16 @@ def run_eval(s: EvalSettings) -> dict:
     # Grade everything in one call (the grader parallelises), greedy first then samples problem-major.
     flat = greedy + [t for row in sampled for t in row]
     golds = [p.answer for p in problems] + [p.answer for p in problems for _ in range(s.n)]
-    verdicts = grade_traces(flat, golds, fmt=s.format, workers=s.grader_workers, timeout=s.grader_timeout)
+    verdicts = grade_traces(flat, golds, fmt=s.format, workers=s.grader_workers, timeout=s.grader_timeout,
+                            code_timeout=s.code_timeout)
 
     rows = []
     for i, p in enumerate(problems):
         meta = {k: v for k, v in (("subject", p.subject), ("level", p.level)) if v is not None}
         rows.append(_row(p, GREEDY_INDEX, greedy[i], verdicts[i], None, meta))
         row_verdicts = verdicts[len(problems) + i * s.n: len(problems) + (i + 1) * s.n]
-        classes = group_equivalent([v["pred"] for v in row_verdicts], timeout=s.grader_timeout) if s.n else []
+        classes = group_equivalent([v["pred"] for v in row_verdicts], timeout=s.grader_timeout,
+                                   workers=s.grader_workers) if s.n else []
         for j in range(s.n):
             rows.append(_row(p, j, sampled[i][j], row_verdicts[j], int(classes[j]), meta))
 
