@@ -130,12 +130,26 @@ def _vote_winners(classes: np.ndarray, subsets: np.ndarray) -> np.ndarray:
 
 
 def summarize_problems(rows: Sequence[dict], k_list: Sequence[int]) -> dict:
-    """Mean of per-problem metric rows ({greedy, pass@k: {K: v}, maj@k: {K: v}}) -> one metrics block."""
+    """Mean of per-problem metric rows ({greedy, pass@k: {K: v}, maj@k: {K: v}}) -> one metrics block.
+
+    `stderr` holds the standard error of each mean over problems (sample std / sqrt(#problems)), the
+    uncertainty that comes from the finite benchmark.
+    """
+    def mean_se(values: list[float]) -> tuple[float | None, float | None]:
+        if not values:
+            return None, None
+        v = np.asarray(values, dtype=np.float64)
+        se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+        return float(v.mean()), se
+
     out: dict = {"num_problems": len(rows)}
-    greedy = [r["greedy"] for r in rows if r["greedy"] is not None]
-    out["greedy"] = float(np.mean(greedy)) if greedy else None
+    stderr: dict = {}
+    out["greedy"], stderr["greedy"] = mean_se([float(r["greedy"]) for r in rows if r["greedy"] is not None])
     for key in ("pass@k", "maj@k"):
-        out[key] = {str(k): float(np.mean([r[key][str(k)] for r in rows])) if rows else 0.0 for k in k_list}
+        out[key], stderr[key] = {}, {}
+        for k in k_list:
+            out[key][str(k)], stderr[key][str(k)] = mean_se([r[key][str(k)] for r in rows])
+    out["stderr"] = stderr
     return out
 
 
@@ -147,7 +161,7 @@ def metrics_from_samples(samples: Iterable[dict], k_list: Sequence[int], *, seed
     A row has `problem_id`, `sample_index` (-1 = greedy), `correct`, `status`, `vote_class` and, where the
     benchmark has them, `subject` / `level`. Problems are taken in order of first appearance. Every
     problem must have the same number n of sampled rows (indices 0..n-1); every K must be <= n.
-    Returns {num_problems, n, k, greedy, pass@k, maj@k, status_counts, vote_classes_inconsistent,
+    Returns {num_problems, n, k, greedy, pass@k, maj@k, stderr, status_counts, vote_classes_inconsistent,
     maj_subsets, breakdown}.
     """
     by_problem: dict[str, dict] = {}

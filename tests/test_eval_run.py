@@ -123,7 +123,7 @@ def test_metrics_recomputed_from_samples_equal_metrics_json(scripted, tiny_token
     metrics = json.loads((out / "metrics.json").read_text())
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     again = metrics_from_samples(rows, metrics["k"], seed=metrics["seed"], maj_subsets=metrics["maj_subsets"])
-    for key in ("greedy", "pass@k", "maj@k", "n", "num_problems", "status_counts", "breakdown"):
+    for key in ("greedy", "pass@k", "maj@k", "stderr", "n", "num_problems", "status_counts", "breakdown"):
         assert again[key] == metrics[key], key
 
 

@@ -132,6 +132,9 @@ def test_metrics_from_samples_aggregates_and_breaks_down():
     m = metrics_from_samples(samples, [1, 2, 4])
     assert m["n"] == 4 and m["num_problems"] == 3 and m["k"] == [1, 2, 4]
     assert m["greedy"] == pytest.approx(1 / 3)
+    # standard error over problems: greedy = [1, 0, 0] -> std (ddof 1) sqrt(1/3) / sqrt(3) = 1/3
+    assert m["stderr"]["greedy"] == pytest.approx(1 / 3)
+    assert m["stderr"]["maj@k"]["4"] == pytest.approx(np.std([1, 0, 0], ddof=1) / np.sqrt(3))
     assert m["pass@k"]["1"] == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
     assert m["pass@k"]["4"] == pytest.approx(2 / 3)
     # p1: maj@4 -> A (right); p2: B,A,B -> B (wrong); p3: no answers -> wrong
