@@ -54,7 +54,7 @@ def process_advantages(step_rewards: Sequence[Sequence[float]], step_ends: Seque
     """Per-token advantages of one group under process supervision.
 
     step_rewards[i][j] is the reward of step j of output i, step_ends[i][j] the index of that step's last
-    token (0-based, increasing), lengths[i] the number of tokens of output i. Returns one (lengths[i],)
+    token (0-based, non-decreasing), lengths[i] the number of tokens of output i. Returns one (lengths[i],)
     tensor per output and whether the group had zero std (then every advantage is 0).
     """
     if not (len(step_rewards) == len(step_ends) == len(lengths)):
@@ -68,8 +68,8 @@ def process_advantages(step_rewards: Sequence[Sequence[float]], step_ends: Seque
     for i, (rs, ends, n) in enumerate(zip(step_rewards, step_ends, lengths)):
         if len(rs) != len(ends):
             raise ValueError(f"output {i}: {len(rs)} step rewards but {len(ends)} step ends")
-        if any(b <= a for a, b in zip(ends, ends[1:])) or any(e < 0 or e >= max(n, 1) for e in ends):
-            raise ValueError(f"output {i}: step ends {list(ends)} must increase and lie in [0, {n})")
+        if any(b < a for a, b in zip(ends, ends[1:])) or any(e < 0 or e >= max(n, 1) for e in ends):
+            raise ValueError(f"output {i}: step ends {list(ends)} must not decrease and must lie in [0, {n})")
         adv = torch.zeros(n, dtype=torch.float64)
         for r, end in zip(rs, ends):
             # Step j's normalized reward counts for every token t <= index(j).

@@ -55,7 +55,7 @@ def test_process_advantages_hand_computed():
 def test_process_advantages_zero_std_and_bad_input():
     adv, zero = process_advantages([[1.0], [1.0, 1.0]], [[0], [0, 1]], [2, 2])
     assert zero and all(a.tolist() == [0.0, 0.0] for a in adv)
-    with pytest.raises(ValueError, match="must increase"):
+    with pytest.raises(ValueError, match="must not decrease"):
         process_advantages([[1.0, 0.0], [0.0]], [[2, 1], [0]], [3, 1])
     with pytest.raises(ValueError, match="step rewards but"):
         process_advantages([[1.0, 0.0], [0.0]], [[1], [0]], [3, 1])

@@ -1,0 +1,333 @@
+"""GRPO's data source: rollouts from the current policy (DeepSeekMath §4.1.2, Algorithm 1).
+
+`RolloutSource` is the stateful data source the one training loop (pipeline.training.TrainLoop) pulls
+micro-batches from. Each rollout batch:
+
+1. takes the next `prompts_per_step` questions (a shuffled order walked by a cursor; a new permutation
+   from the source's own RNG each epoch);
+2. samples G outputs per question from the current policy through the one generation interface
+   (HF on CPU, vLLM on GPU), with the config's temperature / top-p / max new tokens;
+3. scores them (rl/rewards.py), computes group-relative advantages (rl/advantages.py), and counts the
+   groups with no signal (all rewards equal) and those skipped for an unparseable gold;
+4. computes log pi_ref under no_grad, and log pi_old only when it differs from the policy being updated
+   (mu > 1; with mu = 1, pi_old is the policy itself and the ratio is exactly 1, so no extra forward);
+5. splits the rows into `micro_batches` micro-batches (rows sorted by length, so each pads little), and
+   queues them `mu` times: mu optimizer steps per rollout batch (the paper: mu = 1).
+
+The source's state (prompt order, cursor, epoch, RNG, queued micro-batches) is checkpointed with the
+loop, so a killed run resumes with the same prompts and the same samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pipeline.generation import Completion
+from rl.advantages import outcome_advantages, process_advantages
+from rl.logprobs import PackedRows, pack_rows, token_logprobs
+from rl.rewards import STEP_REWARDS, RewardFunction
+
+log = logging.getLogger(__name__)
+
+
+# --- prompts ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RLPrompt:
+    problem_id: str
+    question: str
+    answer: str
+    prompt: str = ""  # the question as the policy sees it (eval.prompts.build_prompt)
+
+
+@dataclass
+class PromptSet:
+    prompts: list[RLPrompt]
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+def load_prompts(paths: Sequence[str | Path], *, limit: int | None = None) -> PromptSet:
+    """Read RL questions from JSONL files of problem records (`question`, `answer`, `problem_id`;
+    MATH's `problem` is accepted for `question`). A record without a usable question or answer is
+    skipped, logged with its file and line, and counted by reason."""
+    from pipeline.io import read_jsonl
+
+    prompts: list[RLPrompt] = []
+    skipped: dict[str, int] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"RL prompt file {path} does not exist")
+        for lineno, rec in enumerate(read_jsonl(path), 1):
+            question = rec.get("question", rec.get("problem"))
+            answer = rec.get("answer")
+            reason = None
+            if not isinstance(question, str) or not question.strip():
+                reason = "missing_question"
+            elif answer is None or (isinstance(answer, str) and not answer.strip()):
+                reason = "missing_answer"
+            elif not isinstance(answer, (str, int, float)):
+                reason = "bad_answer_type"
+            if reason:
+                skipped[reason] = skipped.get(reason, 0) + 1
+                log.warning("%s: record %d skipped: %s", path, lineno, reason)
+                continue
+            pid = str(rec.get("problem_id", rec.get("unique_id", f"{path.stem}-{lineno}")))
+            prompts.append(RLPrompt(pid, question, str(answer)))
+            if limit and len(prompts) >= limit:
+                return PromptSet(prompts, skipped)
+    if not prompts:
+        raise ValueError(f"no usable RL prompts in {[str(p) for p in paths]} (skipped: {skipped})")
+    return PromptSet(prompts, skipped)
+
+
+# --- the micro-batch the loss sees ------------------------------------------------------------------
+
+
+@dataclass
+class RolloutBatch:
+    rows: PackedRows
+    advantages: torch.Tensor  # (N,) outcome or (N, T) process supervision
+    output_weights: torch.Tensor  # (N,) sum over the rollout's micro-batches = micro_batches (see below)
+    ref_logp: torch.Tensor | None  # (N, T)
+    old_logp: torch.Tensor | None  # (N, T); None: pi_old = pi (mu = 1)
+    metrics: dict[str, float]
+
+    def state(self) -> dict:
+        r = self.rows
+        return {"rows": [r.input_ids, r.attention_mask, r.position_ids, r.completion_ids, r.completion_mask],
+                "advantages": self.advantages, "output_weights": self.output_weights,
+                "ref_logp": self.ref_logp, "old_logp": self.old_logp, "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_state(cls, s: dict) -> RolloutBatch:
+        return cls(PackedRows(*s["rows"]), s["advantages"], s["output_weights"], s["ref_logp"], s["old_logp"],
+                   dict(s["metrics"]))
+
+
+# --- the source -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RolloutSettings:
+    prompts_per_step: int = 16
+    group_size: int = 64  # G
+    micro_batches: int = 1  # the loop's grad_accum
+    updates_per_batch: int = 1  # mu
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    stop: list[str] = field(default_factory=list)
+    fmt: str = "cot"
+    supervision: str = "outcome"  # outcome | process
+    step_reward: str = "arithmetic"
+    adv_eps: float = 1e-4
+    seed: int = 0
+
+
+class RolloutSource:
+    """Stateful data source of GRPO micro-batches (see the module docstring)."""
+
+    def __init__(self, prompts: list[RLPrompt], policy, reference, generator, tokenizer,
+                 reward_fn: RewardFunction, settings: RolloutSettings):
+        s = settings
+        if s.group_size < 2:
+            raise ValueError(f"group_size (G) must be >= 2 for group-relative advantages, got {s.group_size}")
+        if s.supervision not in ("outcome", "process"):
+            raise ValueError(f"supervision must be 'outcome' or 'process', got {s.supervision!r}")
+        if s.supervision == "process" and s.step_reward not in STEP_REWARDS:
+            raise ValueError(f"unknown step reward {s.step_reward!r}: registered are {sorted(STEP_REWARDS)}")
+        n_rows = s.prompts_per_step * s.group_size
+        if s.micro_batches < 1 or s.micro_batches > n_rows:
+            raise ValueError(f"micro_batches must be in 1..{n_rows} (rows per rollout), got {s.micro_batches}")
+        self.prompts, self.policy, self.reference = prompts, policy, reference
+        self.generator, self.tokenizer, self.reward_fn, self.s = generator, tokenizer, reward_fn, s
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self._prompt_ids = [tokenizer(p.prompt, add_special_tokens=False)["input_ids"] for p in prompts]
+        self.rng = torch.Generator().manual_seed(s.seed)
+        self.order = self._permutation()
+        self.cursor, self.epoch, self.rollouts = 0, 0, 0
+        self.queue: list[RolloutBatch] = []
+        self.skipped_groups_total = 0
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"order": self.order, "cursor": self.cursor, "epoch": self.epoch, "rollouts": self.rollouts,
+                "rng": self.rng.get_state(), "queue": [b.state() for b in self.queue],
+                "skipped_groups_total": self.skipped_groups_total}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order, self.cursor = list(state["order"]), int(state["cursor"])
+        self.epoch, self.rollouts = int(state["epoch"]), int(state["rollouts"])
+        self.rng.set_state(state["rng"])
+        self.queue = [RolloutBatch.from_state(b) for b in state["queue"]]
+        self.skipped_groups_total = int(state["skipped_groups_total"])
+
+    # -- the data-source interface -----------------------------------------------------------------
+    def next_batch(self) -> RolloutBatch:
+        if not self.queue:
+            self.queue = self.rollout()
+        return self.queue.pop(0)
+
+    def _permutation(self) -> list[int]:
+        return torch.randperm(len(self.prompts), generator=self.rng).tolist()
+
+    def _next_prompts(self) -> list[int]:
+        """The next prompts_per_step prompt indices; reshuffles at each epoch boundary."""
+        picked = []
+        while len(picked) < self.s.prompts_per_step:
+            if self.cursor >= len(self.order):
+                self.order, self.cursor, self.epoch = self._permutation(), 0, self.epoch + 1
+            picked.append(self.order[self.cursor])
+            self.cursor += 1
+        return picked
+
+    # -- one rollout batch -------------------------------------------------------------------------
+    def rollout(self) -> list[RolloutBatch]:
+        s, G = self.s, self.s.group_size
+        idx = self._next_prompts()
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng))
+        t0 = time.perf_counter()
+        outs = self.generator.generate([self.prompts[i].prompt for i in idx], n=G, temperature=s.temperature,
+                                       top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=s.stop, seed=seed)
+        gen_s = time.perf_counter() - t0
+        flat: list[Completion] = [c for row in outs for c in row]  # prompt-major, (P*G)
+
+        t1 = time.perf_counter()
+        golds = [self.prompts[i].answer for i in idx for _ in range(G)]
+        scores = self.reward_fn([c.text for c in flat], golds, [c.finish_reason for c in flat], fmt=s.fmt)
+        score_s = time.perf_counter() - t1
+
+        # Groups with an unparseable gold are skipped (weight 0) and counted; their rewards read as 0.
+        total = torch.tensor([0.0 if r is None else r for r in scores.total]).view(len(idx), G)  # (P, G)
+        skipped = torch.tensor([any(scores.total[i * G + j] is None for j in range(G)) for i in range(len(idx))])
+        self.skipped_groups_total += int(skipped.sum())
+        completion_ids = [self._with_eos(c) for c in flat]
+        lengths = [len(ids) for ids in completion_ids]
+
+        if s.supervision == "outcome":
+            adv_groups = outcome_advantages(total, eps=s.adv_eps)
+            advantages: torch.Tensor = adv_groups.advantages.reshape(-1)  # (N,)
+            zero_std = adv_groups.zero_std & ~skipped
+        else:
+            advantages, zero_std = self._process_advantages(flat, completion_ids, total, skipped)
+        valid = (~skipped).repeat_interleave(G)  # (N,)
+        n_valid = int(valid.sum())
+
+        rows = pack_rows([self._prompt_ids[i] for i in idx for _ in range(G)], completion_ids, self.pad)
+        # Each output's weight in the loss: 1/(valid outputs), times micro_batches because the loop
+        # divides each micro-batch's loss by grad_accum; the step's loss is then the mean over outputs.
+        weights = valid.float() * (s.micro_batches / max(1, n_valid))
+
+        n = len(flat)
+        lens = torch.tensor(lengths, dtype=torch.float)
+        metrics = {
+            "reward_mean": float(total[~skipped].mean()) if n_valid else 0.0,
+            "reward_std": float(total[~skipped].std(correction=0)) if n_valid else 0.0,
+            "accuracy": sum(scores.correct) / n,
+            "zero_std_fraction": float(zero_std.float().mean()),
+            "skipped_groups": float(skipped.sum()),
+            "completion_len": float(lens.mean()),
+            "completion_len_max": float(lens.max()),
+            "truncated_fraction": sum(c.finish_reason == "length" for c in flat) / n,
+            "gen_s": gen_s, "score_s": score_s, "ref_s": 0.0,
+            "epoch": float(self.epoch),
+        }
+        for name, vals in scores.terms.items():
+            got = [v for v in vals if v is not None]
+            metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
+        self.rollouts += 1
+
+        # Sort rows by length so each micro-batch pads to similar lengths, then split evenly.
+        order = torch.argsort(lens, stable=True)
+        batches = []
+        ref_s = 0.0
+        for c in torch.tensor_split(order, s.micro_batches):
+            sub = rows.select(c)  # (n, p + t), trimmed to the columns these rows use
+            t = sub.completion_ids.shape[1]
+            t2 = time.perf_counter()
+            ref_logp = self._logprobs(self.reference, sub) if self.reference is not None else None
+            old_logp = self._logprobs(self.policy, sub) if s.updates_per_batch > 1 else None
+            ref_s += time.perf_counter() - t2
+            adv_c = advantages[c] if advantages.ndim == 1 else advantages[c][:, :t]
+            batches.append(RolloutBatch(rows=sub, advantages=adv_c, output_weights=weights[c],
+                                        ref_logp=ref_logp, old_logp=old_logp, metrics=metrics))
+        metrics["ref_s"] = ref_s  # shared by every micro-batch's metrics dict
+        # mu updates per rollout: the same micro-batches again; timings only count once.
+        repeats = []
+        for _ in range(s.updates_per_batch - 1):
+            repeats += [RolloutBatch(b.rows, b.advantages, b.output_weights, b.ref_logp, b.old_logp,
+                                     {**b.metrics, "gen_s": 0.0, "score_s": 0.0, "ref_s": 0.0}) for b in batches]
+        return batches + repeats
+
+    def _with_eos(self, c: Completion) -> list[int]:
+        """The output's tokens, ending with EOS when the model stopped by emitting it: stopping is an
+        action of the policy and gets its share of the advantage (the HF backend leaves EOS out of
+        token_ids; vLLM keeps it)."""
+        ids = list(c.token_ids)
+        if c.finish_reason != "stop" or (ids and ids[-1] == self.eos):
+            return ids
+        if self.s.stop and any(x in self.tokenizer.decode(ids, skip_special_tokens=True) for x in self.s.stop):
+            return ids  # stopped by a stop string, not by EOS
+        return ids + [self.eos]
+
+    @staticmethod
+    def _logprobs(model, rows: PackedRows) -> torch.Tensor:
+        """log pi(o_t) under `model` (the reference, or pi_old when mu > 1), without gradients."""
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            lp, _ = token_logprobs(model, rows)
+        model.train(was_training)
+        return lp
+
+    def _process_advantages(self, flat, completion_ids, total, skipped):
+        s, G = self.s, self.s.group_size
+        step_fn = STEP_REWARDS[s.step_reward]
+        T = max(1, max(len(x) for x in completion_ids))
+        adv = torch.zeros(len(flat), T)
+        zero = torch.zeros(total.shape[0], dtype=torch.bool)
+        for g in range(total.shape[0]):
+            if skipped[g]:
+                continue
+            rewards, ends, lens = [], [], []
+            for j in range(G):
+                i = g * G + j
+                steps = step_fn(flat[i].text, float(total[g, j]))
+                tok_ends = self._token_ends(completion_ids[i], steps.ends)
+                rewards.append(steps.rewards)
+                ends.append(tok_ends)
+                lens.append(len(completion_ids[i]))
+            per_out, zero[g] = process_advantages(rewards, ends, lens, eps=s.adv_eps)
+            for j, a in enumerate(per_out):
+                adv[g * G + j, : len(a)] = a
+        return adv, zero
+
+    def _token_ends(self, ids: list[int], char_ends: list[int]) -> list[int]:
+        """Map character offsets in the decoded output to the index of the token that completes them;
+        the last step ends at the last token (EOS included, so stopping shares the final reward)."""
+        if not ids:
+            return []
+        out = []
+        for k, e in enumerate(char_ends):
+            if k == len(char_ends) - 1:
+                out.append(len(ids) - 1)
+                continue
+            lo, hi = 0, len(ids) - 1
+            while lo < hi:  # smallest token index whose decoded prefix reaches offset e
+                mid = (lo + hi) // 2
+                if len(self.tokenizer.decode(ids[: mid + 1], skip_special_tokens=True)) >= e:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            out.append(lo)
+        return out
+

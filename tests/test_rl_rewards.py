@@ -1,0 +1,58 @@
+"""RL rewards: the shared grader behind `correctness`, skip-and-count for unparseable golds, the
+registry, and the rule-based step rewards for process supervision (DeepSeekMath §4.1.2)."""
+
+import pytest
+
+from rl.rewards import REWARDS, RewardFunction, split_steps, step_rewards_arithmetic
+
+
+def test_correctness_and_format_terms():
+    fn = RewardFunction({"correctness": 1.0, "format": 0.5})
+    texts = [
+        "2 + 3 = 5. The answer is \\boxed{5}",  # right
+        "2 + 3 = 6. The answer is \\boxed{6}",  # wrong, but well-formed
+        "The answer is \\boxed{\\frac{1}{2}}",  # equivalent to 0.5 (sympy / rational check)
+        "2 + 3 = 5 so the answer is 5 and then 2 + 3",  # cut at max_new_tokens, no stated answer
+    ]
+    s = fn(texts, ["5", "5", "0.5", "5"], ["stop", "stop", "stop", "length"])
+    assert s.terms["correctness"] == [1.0, 0.0, 1.0, 0.0]
+    assert s.terms["format"] == [1.0, 1.0, 1.0, 0.0]
+    assert s.total == [1.5, 0.5, 1.5, 0.0]
+    assert s.correct == [True, False, True, False] and s.skipped == 0
+
+
+def test_unparseable_gold_is_skipped_not_rewarded():
+    fn = RewardFunction({"correctness": 1.0})
+    s = fn(["The answer is \\boxed{5}", "The answer is \\boxed{}"], ["\\frac{", "5"], ["stop", "stop"])
+    assert s.total[0] is None and s.statuses[0] == "unparseable_gold"
+    assert s.total[1] == 0.0 and s.skipped == 1
+
+
+def test_pot_completions_are_run_in_the_sandbox():
+    fn = RewardFunction({"correctness": 1.0}, timeout=5.0)
+    prog = "```python\nx = 6 * 7\nprint(x)\n```"
+    wrong = "```python\nprint(6 + 7)\n```"
+    s = fn([prog, wrong], ["42", "42"], ["stop", "stop"], fmt="pot")
+    assert s.total == [1.0, 0.0]
+
+
+def test_registry_rejects_unknown_terms():
+    assert set(REWARDS) >= {"correctness", "format"}
+    with pytest.raises(ValueError, match="unknown reward term"):
+        RewardFunction({"correctness": 1.0, "length_penalty": 0.1})
+    with pytest.raises(ValueError, match="at least one"):
+        RewardFunction({})
+
+
+def test_step_rewards_arithmetic():
+    text = ("Tom has 2 apples. He buys 6 more, so he has 2 + 6 = 8 apples. "
+            "He buys 1 more, so he has 8 + 1 = 10 apples.\nThe answer is \\boxed{10}")
+    assert [text[a:b] for a, b in split_steps(text)] == [
+        "Tom has 2 apples.", "He buys 6 more, so he has 2 + 6 = 8 apples.",
+        "He buys 1 more, so he has 8 + 1 = 10 apples.", "The answer is \\boxed{10}"]
+    steps = step_rewards_arithmetic(text, outcome=0.0)
+    # the equation-free first sentence is no step; 2 + 6 = 8 is right, 8 + 1 = 10 is wrong; the outcome last
+    assert steps.rewards == [1.0, 0.0, 0.0]
+    assert [text[:e].rsplit(" ", 1)[-1] for e in steps.ends] == ["apples.", "apples.", "\\boxed{10}"]
+    assert step_rewards_arithmetic("", 1.0).rewards == []
+    assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
