@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from world.problem import GSM8K, Problem, ToolStep, boxed_sentence
+from world.problem import GSM8K, Problem, ToolStep, cot_text
 from world.vocab import OBJECTS, PEOPLE
 
 
@@ -33,7 +33,7 @@ def _finish(template: str, steps: int, question: str, cot: list[str], gsm: list[
     return Problem(
         family=GSM8K, template=template, subject="Arithmetic", level=steps,
         question=question, answer=str(answer),
-        cot=" ".join(cot + [boxed_sentence(str(answer))]),
+        cot=cot_text(cot, str(answer)),
         program="\n".join(program),
         tool_steps=tool_steps, tool_end=tool_end,
         gsm_solution="\n".join(gsm + [f"#### {answer}"]),

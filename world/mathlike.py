@@ -13,7 +13,7 @@ import math
 import random
 from fractions import Fraction
 
-from world.problem import MATH, PRINT_RATIONAL, Problem, ToolStep, boxed_sentence, latex_number
+from world.problem import MATH, PRINT_RATIONAL, Problem, ToolStep, cot_text, latex_number
 
 _INEQUALITIES = {  # relation -> (LaTeX, interval of x for the bound k)
     "<": ("<", "(-\\infty, {k})"),
@@ -27,7 +27,7 @@ _SQUAREFREE = (2, 3, 5, 6, 7, 10, 11, 13, 14, 15, 17, 19, 21, 22, 23, 26, 29, 30
 def _problem(template: str, subject: str, level: int, question: str, answer: str, cot: list[str],
              program: list[str], tool_steps: list[ToolStep], tool_end: str) -> Problem:
     return Problem(family=MATH, template=template, subject=subject, level=max(1, min(5, level)),
-                   question=question, answer=answer, cot=" ".join(cot + [boxed_sentence(answer)]),
+                   question=question, answer=answer, cot=cot_text(cot, answer),
                    program="\n".join(program), tool_steps=tool_steps, tool_end=tool_end)
 
 

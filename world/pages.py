@@ -23,40 +23,50 @@ from world.vocab import PEOPLE
 
 MATHJAX = '<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
 
-TOPICS = {  # template -> (topic title, general method in LaTeX, the same formula in MathML)
+TOPICS = {  # template -> (topic title, general method in LaTeX, its formula in MathML, and in LaTeX)
     "gsm.chain": ("Word problems: adding and taking away",
                   "Keep a running count: after each event write \\(n_{\\text{new}} = n_{\\text{old}} + k\\) or \\(n_{\\text{old}} - k\\).",
-                  "<mi>n</mi><mo>=</mo><mi>n</mi><mo>+</mo><mi>k</mi>"),
+                  "<mi>n</mi><mo>=</mo><mi>n</mi><mo>+</mo><mi>k</mi>",
+                  "n = n + k"),
     "gsm.shopping": ("Word problems: shopping and money",
                      "The cost of \\(n\\) items at price \\(p\\) each is \\(n \\cdot p\\); add the costs to get the total.",
-                     "<mi>C</mi><mo>=</mo><mi>n</mi><mo>&#x22C5;</mo><mi>p</mi>"),
+                     "<mi>C</mi><mo>=</mo><mi>n</mi><mo>&#x22C5;</mo><mi>p</mi>",
+                     "C = n \\cdot p"),
     "gsm.compare": ("Word problems: comparing amounts",
                     "If one person has \\(a\\) and another has \\(k\\) more, the second has \\(a + k\\); together \\(a + (a + k)\\).",
-                    "<mi>b</mi><mo>=</mo><mi>a</mi><mo>+</mo><mi>k</mi>"),
+                    "<mi>b</mi><mo>=</mo><mi>a</mi><mo>+</mo><mi>k</mi>",
+                    "b = a + k"),
     "math.linear": ("Solving linear equations",
                     "To solve \\(ax + b = c\\), subtract \\(b\\) from both sides and divide by \\(a\\): $$x = \\frac{c - b}{a}.$$",
-                    "<mi>x</mi><mo>=</mo><mfrac><mrow><mi>c</mi><mo>-</mo><mi>b</mi></mrow><mi>a</mi></mfrac>"),
+                    "<mi>x</mi><mo>=</mo><mfrac><mrow><mi>c</mi><mo>-</mo><mi>b</mi></mrow><mi>a</mi></mfrac>",
+                    "x = \\frac{c - b}{a}"),
     "math.inequality": ("Linear inequalities and interval notation",
                         "For \\(a > 0\\), \\(ax + b < c\\) means \\(x < \\frac{c - b}{a}\\), the interval $$\\left(-\\infty, \\frac{c - b}{a}\\right).$$",
-                        "<mi>x</mi><mo>&lt;</mo><mfrac><mrow><mi>c</mi><mo>-</mo><mi>b</mi></mrow><mi>a</mi></mfrac>"),
+                        "<mi>x</mi><mo>&lt;</mo><mfrac><mrow><mi>c</mi><mo>-</mo><mi>b</mi></mrow><mi>a</mi></mfrac>",
+                        "x < \\frac{c - b}{a}"),
     "math.system": ("Systems of two linear equations",
                     "Adding \\(x + y = s\\) and \\(x - y = d\\) eliminates \\(y\\): $$2x = s + d.$$",
-                    "<mn>2</mn><mi>x</mi><mo>=</mo><mi>s</mi><mo>+</mo><mi>d</mi>"),
+                    "<mn>2</mn><mi>x</mi><mo>=</mo><mi>s</mi><mo>+</mo><mi>d</mi>",
+                    "2x = s + d"),
     "math.fractions": ("Adding and multiplying fractions",
                        "With a common denominator, $$\\frac{a}{b} + \\frac{c}{d} = \\frac{ad + cb}{bd},$$ then divide by the greatest common divisor.",
                        "<mfrac><mi>a</mi><mi>b</mi></mfrac><mo>+</mo><mfrac><mi>c</mi><mi>d</mi></mfrac><mo>=</mo>"
-                       "<mfrac><mrow><mi>a</mi><mi>d</mi><mo>+</mo><mi>c</mi><mi>b</mi></mrow><mrow><mi>b</mi><mi>d</mi></mrow></mfrac>"),
+                       "<mfrac><mrow><mi>a</mi><mi>d</mi><mo>+</mo><mi>c</mi><mi>b</mi></mrow><mrow><mi>b</mi><mi>d</mi></mrow></mfrac>",
+                       "\\frac{a}{b} + \\frac{c}{d} = \\frac{ad + cb}{bd}"),
     "math.radical": ("Simplifying square roots",
                      "Write \\(n = k^2 m\\) with \\(m\\) square-free; then $$\\sqrt{n} = k\\sqrt{m}.$$",
-                     "<msqrt><msup><mi>k</mi><mn>2</mn></msup><mi>m</mi></msqrt><mo>=</mo><mi>k</mi><msqrt><mi>m</mi></msqrt>"),
+                     "<msqrt><msup><mi>k</mi><mn>2</mn></msup><mi>m</mi></msqrt><mo>=</mo><mi>k</mi><msqrt><mi>m</mi></msqrt>",
+                     "\\sqrt{k^2 m} = k\\sqrt{m}"),
     "math.midpoint": ("The midpoint formula",
                       "The midpoint of \\((x_1, y_1)\\) and \\((x_2, y_2)\\) is $$\\left(\\frac{x_1 + x_2}{2}, \\frac{y_1 + y_2}{2}\\right).$$",
                       "<mi>M</mi><mo>=</mo><mo>(</mo><mfrac><mrow><msub><mi>x</mi><mn>1</mn></msub><mo>+</mo>"
                       "<msub><mi>x</mi><mn>2</mn></msub></mrow><mn>2</mn></mfrac><mo>,</mo><mfrac><mrow><msub><mi>y</mi>"
-                      "<mn>1</mn></msub><mo>+</mo><msub><mi>y</mi><mn>2</mn></msub></mrow><mn>2</mn></mfrac><mo>)</mo>"),
+                      "<mn>1</mn></msub><mo>+</mo><msub><mi>y</mi><mn>2</mn></msub></mrow><mn>2</mn></mfrac><mo>)</mo>",
+                      "M = \\left(\\frac{x_1 + x_2}{2}, \\frac{y_1 + y_2}{2}\\right)"),
     "math.remainder": ("Division with remainder",
                        "Every integer \\(n\\) can be written as \\(n = dq + r\\) with \\(0 \\le r < d\\); \\(r\\) is the remainder.",
-                       "<mi>n</mi><mo>=</mo><mi>d</mi><mi>q</mi><mo>+</mo><mi>r</mi>"),
+                       "<mi>n</mi><mo>=</mo><mi>d</mi><mi>q</mi><mo>+</mo><mi>r</mi>",
+                       "n = dq + r"),
 }
 _INLINE = re.compile(r"(?<!\$)\$([^$]+)\$(?!\$)")
 
@@ -123,14 +133,17 @@ def qa_thread(rng: random.Random, question: str, answer: str, style: str, kind: 
 
 
 def lecture_notes(rng: random.Random, template: str, examples: list[Problem], style: str, mathml: bool) -> Content:
-    title, method, formula = TOPICS[template]
+    title, method, mathml_formula, tex_formula = TOPICS[template]
     c = Content("lecture_notes", f"Lecture notes: {title.lower()}", mathjax=True)
     c.para(f"In this lesson we study {title.lower()}. {rng.choice(['Read the method first.', 'Work along with a pencil.', 'The examples use small numbers.'])}")
     c.raw("<h2>Method</h2>", "Method")
     c.raw(f"<p>{html.escape(method, quote=False)}</p>", method)
     if mathml:
-        c.raw(f'<p>In symbols: <math display="block"><mrow>{formula}</mrow></math></p>',
-              "In symbols: " + re.sub(r"\$\$(.+?)\$\$", r"\1", method.split(":")[-1]).strip())
+        # The plain text keeps the formula as LaTeX, as OpenWebMath's extractor turns MathML into LaTeX.
+        alt = html.escape(tex_formula) if rng.random() < 0.5 else ""
+        attrs = f' alttext="{alt}"' if alt else ""
+        c.raw(f'<p>In symbols: <math display="block"{attrs}><mrow>{mathml_formula}</mrow></math></p>',
+              f"In symbols: $${tex_formula}$$")
     for i, p in enumerate(examples, 1):
         c.raw(f"<h3>Example {i}</h3>", f"Example {i}")
         _math_para(c, p.question, style)
@@ -158,7 +171,7 @@ def render_html(site: Site, content: Content, date: datetime, related: list[str]
         nav = nav[::-1] + ["Print", "Share"]
         stamp = f"{stamp} (updated {date.strftime('%d/%m/%Y')})"
         banner = f'<div class="banner">Printer-friendly version of a page from {html.escape(site.name)}.</div>'
-    head = [f"<meta charset=\"utf-8\">", f"<title>{html.escape(content.title)} | {html.escape(site.name)}</title>",
+    head = ["<meta charset=\"utf-8\">", f"<title>{html.escape(content.title)} | {html.escape(site.name)}</title>",
             f"<meta name=\"description\" content=\"{html.escape(content.title)}\">",
             '<link rel="stylesheet" href="/static/site.css">']
     if content.mathjax:

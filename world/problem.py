@@ -40,7 +40,7 @@ class Problem:
     level: int
     question: str
     answer: str  # the gold final answer: LaTeX or a plain integer, as eval.grader reads it
-    cot: str  # chain of thought ending with "The answer is \boxed{answer}"
+    cot: str  # chain of thought whose last line is "The answer is \boxed{answer}"
     program: str  # program-of-thought code (no fences); prints the answer in the gold's form
     tool_steps: list[ToolStep] = field(default_factory=list)
     tool_end: str = ""  # the sentence after the last code output, before the boxed answer
@@ -48,8 +48,13 @@ class Problem:
 
 
 def boxed_sentence(answer: str) -> str:
-    """The fixed last sentence of every CoT and tool solution."""
+    """The fixed last line of every CoT and tool solution."""
     return f"The answer is \\boxed{{{answer}}}"
+
+
+def cot_text(sentences: list[str], answer: str) -> str:
+    """A CoT response: the worked sentences, then the answer on its own line (as sft/formats.py shows)."""
+    return " ".join(sentences) + "\n" + boxed_sentence(answer)
 
 
 def pot_text(program: str) -> str:
@@ -64,7 +69,7 @@ def tool_text(problem: Problem, outputs: list[str]) -> str:
     parts = []
     for step, out in zip(problem.tool_steps, outputs):
         parts.append(f"{step.text}\n```python\n{step.code.rstrip()}\n```\n```output\n{out.rstrip()}\n```")
-    parts.append(f"{problem.tool_end} {boxed_sentence(problem.answer)}".strip())
+    parts.append(cot_text([problem.tool_end], problem.answer).strip())
     return "\n".join(parts)
 
 

@@ -33,11 +33,11 @@ LAYOUTS = {
          ("food", ("recipe", "blog"), False)],
     ],
     DECOY: [
-        [("products", ("prices",), False), ("deals", ("prices",), False)],
+        [("products", ("prices",), False), ("developers", ("code",), False)],
         [("results", ("scores",), False), ("news", ("news",), False)],
         [("timetables", ("timetable",), False)],
         [("recipes", ("recipe",), False)],
-        [("docs", ("code",), False), ("blog", ("blog",), False)],
+        [("docs", ("code",), False), ("deals", ("prices",), False)],
     ],
     PROSE: [
         [("news", ("news",), False), ("opinion", ("blog",), False)],

@@ -14,8 +14,8 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 from fastwarc.warc import WarcRecord, WarcRecordType

@@ -150,10 +150,11 @@ def plan_pages(rng: random.Random, domains: list[Domain], settings: WebSettings,
     for _ in range(settings.contaminated_pages if test_items else 0):
         d, s = rng.choice(math_sections)
         quoted = rng.sample(test_items, min(len(test_items), rng.randint(1, 3)))
+        # Verbatim: "$" math is kept as the benchmark writes it, whatever the site's own style.
         if "qa_thread" in s.kinds or len(quoted) == 1:
-            content = qa_thread(rng, quoted[0][0], quoted[0][1], d.site.math_style)
+            content = qa_thread(rng, quoted[0][0], quoted[0][1], "dollar")
         else:
-            content = problem_set(rng, "review problems", quoted, d.site.math_style)
+            content = problem_set(rng, "review problems", quoted, "dollar")
         add(d, s, content, [], contaminated=True)
     return pages
 
