@@ -1,0 +1,508 @@
+"""`python -m eval.report`: one page with every stage's numbers, ours beside the paper's.
+
+    python -m eval.report --config results/tiny/config.yaml --out results/tiny/report.md
+
+Writes report.md, report.html (the same page) and PNG plots in report/ beside them, all read from the
+files the stages wrote (docs/CONTRACTS.md); a stage that has not run gets a "not run" line:
+
+1. the corpus funnel per round (corpus/funnel.json, paper §2.1), with kept pages/tokens per round;
+2. pretraining, SFT and RL curves (metrics.jsonl beside each model);
+3. a table of every checkpoint on every benchmark (eval/<checkpoint>/<benchmark>/metrics.json), each
+   row with its sample count, temperature and prompt, and the paper's numbers in rows of their own;
+4. Pass@K and Maj@K versus K for SFT vs RL, as in the paper's Figure 7 (§4.3: RL raises Maj@K but
+   hardly Pass@K);
+5. corpus quality (§2.2): the models trained on the mined corpus vs on unfiltered web text;
+6. the MATH-style breakdown by subject and level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.io import atomic_path, read_jsonl, write_text
+
+log = logging.getLogger("eval.report")
+
+# Checkpoint order of the tables and what each one is.
+CHECKPOINTS = {
+    "pretrain": "continued pretraining on the mined corpus",
+    "pretrain_web": "the same pretraining on unfiltered web text (§2.2)",
+    "sft": "SFT (CoT / PoT / tool) from the mined-corpus model",
+    "sft_web": "the same SFT from the web-text model (§2.2)",
+    "rl": "GRPO from the SFT model",
+}
+# Training runs whose metrics.jsonl the curves come from: run name -> folder under results/<name>/.
+TRAINING_RUNS = {
+    "pretrain (mined)": "pretrain/mined",
+    "pretrain (web)": "pretrain/web",
+    "sft (mined)": "sft/mined",
+    "sft (web)": "sft/web",
+    "rl": "rl",
+}
+
+# The paper's numbers (DeepSeekMath, Shao et al. 2024, arXiv 2402.03300), top-1 accuracy in %.
+# They are for 7B / 1.3B models on the real GSM8K and MATH test sets, not for our models or benchmarks.
+PAPER = {
+    # checkpoint -> (paper model, setting, {benchmark: %})
+    "pretrain": ("DeepSeekMath-Base 7B", "few-shot CoT, Table 2", {"gsm8k": 64.2, "math": 36.2}),
+    "sft": ("DeepSeekMath-Instruct 7B", "top-1 CoT, Table 5", {"gsm8k": 82.9, "math": 46.8}),
+    "rl": ("DeepSeekMath-RL 7B", "top-1 CoT, Table 5", {"gsm8k": 88.2, "math": 51.7}),
+}
+PAPER_CORPUS = {
+    # §2.2 Table 1: a 1.3B model trained for 150B tokens on each corpus, few-shot CoT
+    "mined": ("DeepSeekMath Corpus", {"gsm8k": 23.8, "math": 13.6}),
+    "web": ("OpenWebMath", {"gsm8k": 11.5, "math": 8.9}),
+}
+
+
+@dataclass
+class ReportData:
+    name: str
+    results: Path
+    config_path: str
+    eval: dict[tuple[str, str], dict] = field(default_factory=dict)  # (checkpoint, benchmark) -> metrics
+    expected: list[tuple[str, str]] = field(default_factory=list)  # what the config asks to evaluate
+    paper_bench: dict[str, str] = field(default_factory=dict)  # our benchmark -> paper benchmark
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # training run -> metrics rows
+    funnel: dict | None = None
+    funnel_error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def collect(cfg: dict, config_path: str) -> ReportData:
+    """Read every result file of a config that exists."""
+    from pipeline.config import results_dir
+
+    res = results_dir(cfg)
+    ecfg = cfg.get("eval") or {}
+    benchmarks = ecfg.get("benchmarks") or {}
+    checkpoints = list(ecfg.get("checkpoints") or CHECKPOINTS)
+    if not (cfg.get("stages") or {}).get("corpus_quality", True):
+        checkpoints = [c for c in checkpoints if not c.endswith("_web")]
+    data = ReportData(name=cfg["name"], results=res, config_path=config_path,
+                      expected=[(c, b) for c in checkpoints for b in benchmarks])
+    for name, spec in benchmarks.items():
+        paper = (spec or {}).get("paper") or (name if name in ("gsm8k", "math") else None)
+        if paper:
+            data.paper_bench[name] = paper
+
+    for path in sorted(res.glob("eval/*/*/metrics.json")):
+        checkpoint, benchmark = path.parent.parent.name, path.parent.name
+        try:
+            data.eval[(checkpoint, benchmark)] = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: unreadable metrics file: {e}") from e
+
+    for run, folder in TRAINING_RUNS.items():
+        path = res / folder / "metrics.jsonl"
+        if path.exists():
+            data.curves[run] = [r for r in read_jsonl(path, strict=False) if "step" in r]
+
+    funnel = res / "corpus" / "funnel.json"
+    if funnel.exists():
+        try:
+            data.funnel = json.loads(funnel.read_text())
+        except ValueError as e:
+            data.funnel_error = f"{funnel}: not valid JSON ({e})"
+    return data
+
+
+def _ordered_checkpoints(names) -> list[str]:
+    known = [c for c in CHECKPOINTS if c in names]
+    return known + sorted(set(names) - set(known))
+
+
+def _kmax(m: dict, key: str) -> str | None:
+    ks = [k for k in (m.get(key) or {})]
+    return max(ks, key=int) if ks else None
+
+
+def _pct(x: float | None, se: float | None = None) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f} ± {100 * se:.1f}" if se else f"{100 * x:.1f}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Plots (matplotlib, PNG)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_funnel(funnel: dict, path: Path) -> bool:
+    """Kept pages and tokens per corpus round (paper §2.1: the corpus grows round by round)."""
+    rounds = funnel.get("rounds") or []
+    if not rounds:
+        return False
+    plt = _pyplot()
+    xs = [int(r["round"]) for r in rounds]
+    fig, ax1 = plt.subplots(figsize=(6, 3.6))
+    ax1.bar([x - 0.2 for x in xs], [r["kept_docs"] for r in rounds], width=0.4, color="tab:blue", label="kept pages")
+    ax1.set_xlabel("round")
+    ax1.set_ylabel("kept pages", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.bar([x + 0.2 for x in xs], [r["kept_tokens"] for r in rounds], width=0.4, color="tab:orange",
+            label="kept tokens")
+    ax2.set_ylabel("kept tokens (words)", color="tab:orange")
+    # Under each round: the share of its pages that the previous round had kept (the convergence signal).
+    labels = [f"{x}" if r.get("overlap_with_previous") is None else f"{x}\n{100 * r['overlap_with_previous']:.0f}% kept before"
+              for x, r in zip(xs, rounds)]
+    ax1.set_xticks(xs)
+    ax1.set_xticklabels(labels, fontsize=8)
+    ax1.set_title("Mined corpus per round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_training(curves: dict[str, list[dict]], path: Path) -> bool:
+    """Loss vs step for pretraining and SFT (mined vs web), reward and accuracy vs step for RL."""
+    if not curves:
+        return False
+    plt = _pyplot()
+    panels = [("pretraining loss", ["pretrain (mined)", "pretrain (web)"], "loss"),
+              ("SFT loss", ["sft (mined)", "sft (web)"], "loss"),
+              ("RL (GRPO)", ["rl"], None)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (title, runs, key) in zip(axes, panels):
+        drawn = False
+        for run in runs:
+            rows = curves.get(run) or []
+            if key is None:
+                for k, style in (("reward_mean", "-"), ("accuracy", "--")):
+                    pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
+                    if pts:
+                        ax.plot(*zip(*pts), style, label=k)
+                        drawn = True
+            else:
+                pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), label=run.split(" ", 1)[-1].strip("()") if len(runs) > 1 else run)
+                    drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, color="gray")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_figure7(data: ReportData, benchmarks: list[str], path: Path) -> bool:
+    """Pass@K and Maj@K vs K, SFT vs RL, one panel per benchmark (the paper's Figure 7)."""
+    panels = [b for b in benchmarks if any((c, b) in data.eval and data.eval[(c, b)].get("maj@k")
+                                           for c in ("sft", "rl"))]
+    if not panels:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    colors = {"sft": "tab:blue", "rl": "tab:red"}
+    for ax, bench in zip(axes[0], panels):
+        for ckpt in ("sft", "rl"):
+            m = data.eval.get((ckpt, bench))
+            if not m or not m.get("maj@k"):
+                continue
+            ks = sorted(int(k) for k in m["maj@k"])
+            ax.plot(ks, [100 * m["maj@k"][str(k)] for k in ks], "-o", color=colors[ckpt], label=f"{ckpt.upper()} Maj@K")
+            ax.plot(ks, [100 * m["pass@k"][str(k)] for k in ks], "--s", color=colors[ckpt], label=f"{ckpt.upper()} Pass@K")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("K: number of candidates")
+        ax.set_ylabel("accuracy (%)")
+        m = data.eval.get(("rl", bench)) or data.eval.get(("sft", bench))
+        ax.set_title(f"{bench} (n={m['n']}, T={m['temperature']})")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_corpus_quality(data: ReportData, benchmarks: list[str], path: Path) -> bool:
+    """Greedy accuracy of the mined-corpus vs the web-text models (§2.2), per benchmark."""
+    pairs = [("pretrain", "pretrain_web"), ("sft", "sft_web")]
+    rows = [(b, a, w) for b in benchmarks for a, w in pairs if (a, b) in data.eval and (w, b) in data.eval]
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 3.6))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [100 * (data.eval[(a, b)]["greedy"] or 0) for b, a, _ in rows], 0.4,
+           label="mined corpus", color="tab:green")
+    ax.bar([x + 0.2 for x in xs], [100 * (data.eval[(w, b)]["greedy"] or 0) for b, _, w in rows], 0.4,
+           label="unfiltered web text", color="tab:gray")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{a}\n{b}" for b, a, _ in rows], fontsize=8)
+    ax.set_ylabel("greedy accuracy (%)")
+    ax.set_title("Corpus quality: mined vs web (§2.2)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _eval_row(ckpt: str, bench: str, m: dict) -> str:
+    se = m.get("stderr") or {}
+    kmax = _kmax(m, "maj@k")
+    maj = _pct(m["maj@k"][kmax], (se.get("maj@k") or {}).get(kmax)) + f" (K={kmax})" if kmax else "-"
+    pas = _pct(m["pass@k"][kmax], (se.get("pass@k") or {}).get(kmax)) + f" (K={kmax})" if kmax else "-"
+    p1 = _pct((m.get("pass@k") or {}).get("1"), (se.get("pass@k") or {}).get("1"))
+    prompt = f"{m.get('prompt_layout', '?')}, {m.get('few_shot', 0)}-shot, {m.get('format', '?')}"
+    return (f"| {ckpt} | {bench} | {_pct(m.get('greedy'), se.get('greedy'))} | {p1} | {maj} | {pas} | "
+            f"{m.get('n', 0)} | {m.get('temperature', '-') if m.get('n') else '-'} | {prompt} | "
+            f"{m.get('num_problems', '?')} |")
+
+
+def section_funnel(data: ReportData, plots: dict[str, str]) -> list[str]:
+    out = ["## 1. Corpus funnel per round (§2.1)", ""]
+    path = data.results / "corpus" / "funnel.json"
+    if data.funnel_error:
+        return out + [f"_Corpus funnel unreadable: {data.funnel_error}._", ""]
+    if data.funnel is None:
+        return out + [f"_Corpus stage not run: `{path}` does not exist._", ""]
+    try:
+        from corpus.funnel import to_markdown
+
+        out.append(to_markdown(data.funnel))
+    except (ImportError, KeyError, TypeError) as e:
+        log.warning("%s: cannot render the funnel table: %r", path, e)
+        out.append(f"_`{path}` has no funnel table this report can read ({e!r})._")
+    final = data.funnel.get("final")
+    if final:
+        out.append(f"Final corpus: {final['docs']:,} pages, {final['tokens']:,} tokens (words); "
+                   f"converged at round {data.funnel.get('converged_at') or '-'}. "
+                   "(Paper: 35.5M pages, 120B tokens after 4 rounds; round 4 kept ~98% of round 3.)")
+    if "funnel" in plots:
+        out += ["", f"![corpus per round]({plots['funnel']})"]
+    return out + [""]
+
+
+def section_training(data: ReportData, plots: dict[str, str]) -> list[str]:
+    out = ["## 2. Training curves", ""]
+    if not data.curves:
+        return out + ["_No training run has written a metrics.jsonl yet (pretraining, SFT and RL not run)._", ""]
+    out += ["| run | steps logged | last step | first loss | last loss | RL reward first → last | RL accuracy first → last |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for run in TRAINING_RUNS:
+        rows = data.curves.get(run)
+        if not rows:
+            out.append(f"| {run} | not run | | | | | |")
+            continue
+        losses = [r["loss"] for r in rows if r.get("loss") is not None]
+        rew = [r["reward_mean"] for r in rows if r.get("reward_mean") is not None]
+        acc = [r["accuracy"] for r in rows if r.get("accuracy") is not None]
+
+        def span(v, fmt="{:.3f}"):
+            return f"{fmt.format(v[0])} → {fmt.format(v[-1])}" if v else "-"
+
+        out.append(f"| {run} | {len(rows)} | {rows[-1]['step']} | {losses[0]:.4f} | {losses[-1]:.4f} | "
+                   f"{span(rew)} | {span(acc)} |" if losses else
+                   f"| {run} | {len(rows)} | {rows[-1]['step']} | - | - | {span(rew)} | {span(acc)} |")
+    out.append(f"\nFrom `{data.results}/<run>/metrics.jsonl`.")
+    if "training" in plots:
+        out += ["", f"![training curves]({plots['training']})"]
+    return out + [""]
+
+
+def section_table(data: ReportData, benchmarks: list[str]) -> list[str]:
+    out = ["## 3. Every checkpoint on every benchmark", "",
+           "Accuracy in % (± standard error over problems). Greedy = one temperature-0 completion; Pass@K "
+           "(unbiased estimator) and Maj@K (majority vote over answer classes, averaged over K-subsets) "
+           "from n samples at temperature T.", "",
+           "| checkpoint | benchmark | greedy | Pass@1 | Maj@K | Pass@K | n | T | prompt | problems |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    ckpts = _ordered_checkpoints({c for c, _ in data.eval} | {c for c, _ in data.expected})
+    for ckpt in ckpts:
+        for bench in benchmarks:
+            m = data.eval.get((ckpt, bench))
+            if m is not None:
+                out.append(_eval_row(ckpt, bench, m))
+            elif (ckpt, bench) in data.expected:
+                out.append(f"| {ckpt} | {bench} | not run | | | | | | | |")
+    paper_rows = []
+    for ckpt in ckpts:
+        if ckpt not in PAPER:
+            continue
+        model, setting, nums = PAPER[ckpt]
+        for bench in benchmarks:
+            pb = data.paper_bench.get(bench)
+            if pb in nums:
+                paper_rows.append(f"| **paper**: {model} ({setting}) | {pb.upper()} (real) | {nums[pb]:.1f} | | | | | | | |")
+    if paper_rows:
+        out += ["| *the paper's numbers (7B models on the real benchmarks), for scale* | | | | | | | | | |"] + paper_rows
+    out += ["", "Reproduce a row: `python -m eval --config " + data.config_path +
+            " --checkpoint <checkpoint> --model <model dir> --benchmark <benchmark> --out <dir>`; the exact "
+            "settings are in each `eval/<checkpoint>/<benchmark>/metrics.json`.", ""]
+    return out
+
+
+def section_figure7(data: ReportData, benchmarks: list[str], plots: dict[str, str]) -> list[str]:
+    out = ["## 4. Pass@K and Maj@K vs K: SFT vs RL (paper Figure 7)", ""]
+    if "figure7" not in plots:
+        return out + ["_Not run: needs sampled evaluations (n > 0) of both the sft and rl checkpoints._", ""]
+    out += [f"![Figure 7]({plots['figure7']})", "",
+            "The paper (§4.3, Figure 7, temperature 0.7): RL raises Maj@K but hardly Pass@K, i.e. it makes the "
+            "output distribution more robust rather than adding capability. Ours:", "",
+            "| benchmark | K | SFT Maj@K | RL Maj@K | Δ Maj@K | SFT Pass@K | RL Pass@K | Δ Pass@K |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for bench in benchmarks:
+        s, r = data.eval.get(("sft", bench)), data.eval.get(("rl", bench))
+        if not (s and r and s.get("maj@k") and r.get("maj@k")):
+            continue
+        for k in sorted(set(s["maj@k"]) & set(r["maj@k"]), key=int):
+            dm = r["maj@k"][k] - s["maj@k"][k]
+            dp = r["pass@k"][k] - s["pass@k"][k]
+            out.append(f"| {bench} | {k} | {_pct(s['maj@k'][k])} | {_pct(r['maj@k'][k])} | {100 * dm:+.1f} | "
+                       f"{_pct(s['pass@k'][k])} | {_pct(r['pass@k'][k])} | {100 * dp:+.1f} |")
+    return out + [""]
+
+
+def section_corpus_quality(data: ReportData, benchmarks: list[str], plots: dict[str, str]) -> list[str]:
+    out = ["## 5. Corpus quality: mined corpus vs unfiltered web text (§2.2)", ""]
+    rows = []
+    for a, w in (("pretrain", "pretrain_web"), ("sft", "sft_web")):
+        for bench in benchmarks:
+            ma, mw = data.eval.get((a, bench)), data.eval.get((w, bench))
+            if ma and mw:
+                rows.append(f"| {a} vs {w} | {bench} | {_pct(ma['greedy'])} | {_pct(mw['greedy'])} | "
+                            f"{100 * ((ma['greedy'] or 0) - (mw['greedy'] or 0)):+.1f} |")
+    if not rows:
+        return out + ["_Not run: needs the mined and the web-text checkpoints evaluated on the same benchmark "
+                      "(stages.corpus_quality)._", ""]
+    out += ["| models | benchmark | mined (greedy %) | web (greedy %) | Δ |", "|---|---|---:|---:|---:|"] + rows
+    paper = [f"| **paper**: 1.3B, 150B tokens, few-shot CoT | {pb.upper()} (real) | "
+             f"{PAPER_CORPUS['mined'][1][pb]:.1f} ({PAPER_CORPUS['mined'][0]}) | "
+             f"{PAPER_CORPUS['web'][1][pb]:.1f} ({PAPER_CORPUS['web'][0]}) | "
+             f"{PAPER_CORPUS['mined'][1][pb] - PAPER_CORPUS['web'][1][pb]:+.1f} |"
+             for pb in sorted({data.paper_bench[b] for b in benchmarks if b in data.paper_bench})]
+    if paper:
+        out += ["| *the paper's Table 1 (its web-side corpus is OpenWebMath, not unfiltered web text)* | | | | |"] + paper
+    if "corpus_quality" in plots:
+        out += ["", f"![corpus quality]({plots['corpus_quality']})"]
+    return out + [""]
+
+
+def section_breakdown(data: ReportData, benchmarks: list[str]) -> list[str]:
+    out = ["## 6. Breakdown by subject and level (greedy %)", ""]
+    any_rows = False
+    for bench in benchmarks:
+        ckpts = [c for c in _ordered_checkpoints({c for c, b in data.eval if b == bench})
+                 if (data.eval[(c, bench)].get("breakdown") or {})]
+        if not ckpts:
+            continue
+        for key in ("subject", "level"):
+            groups = sorted({g for c in ckpts for g in (data.eval[(c, bench)]["breakdown"].get(key) or {})},
+                            key=lambda g: (len(g), g) if key == "level" else g)
+            if not groups:
+                continue
+            any_rows = True
+            out += [f"**{bench}, by {key}**", "", "| " + key + " | problems | " + " | ".join(ckpts) + " |",
+                    "|---|---:|" + "---:|" * len(ckpts)]
+            for g in groups:
+                cells = []
+                for c in ckpts:
+                    b = data.eval[(c, bench)]["breakdown"].get(key, {}).get(g)
+                    cells.append(_pct(b["greedy"]) if b else "-")
+                n = next(data.eval[(c, bench)]["breakdown"][key][g]["num_problems"] for c in ckpts
+                         if g in data.eval[(c, bench)]["breakdown"].get(key, {}))
+                out.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
+            out.append("")
+    if not any_rows:
+        out += ["_No benchmark with subjects or levels has been evaluated._", ""]
+    return out
+
+
+def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
+    benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
+    head = [f"# mathpipe report: `{data.name}`", "",
+            f"The DeepSeekMath recipe (Shao et al., 2024, arXiv 2402.03300) as run by config `{data.config_path}`; "
+            f"results in `{data.results}`. Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+            "Rows marked **paper** are the paper's published numbers for its 7B/1.3B models on the real "
+            "GSM8K/MATH test sets, printed for scale beside ours; every other number is ours.", ""]
+    body = (section_funnel(data, plots) + section_training(data, plots) + section_table(data, benchmarks)
+            + section_figure7(data, benchmarks, plots) + section_corpus_quality(data, benchmarks, plots)
+            + section_breakdown(data, benchmarks))
+    return "\n".join(head + body).rstrip() + "\n"
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
+             "th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}"
+             "img{max-width:100%}code{background:#f6f6f6;padding:0 .2em}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
+            f"</head><body>\n{body}\n</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def write_report(cfg: dict, out: Path, config_path: str) -> dict[str, Path]:
+    """Collect, plot, render; write report.md, report.html and report/*.png (plots folder atomically)."""
+    data = collect(cfg, config_path)
+    benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
+    plot_dir = out.parent / out.stem
+    with atomic_path(plot_dir) as tmp:
+        tmp.mkdir(parents=True)
+        made = {
+            "funnel": data.funnel is not None and plot_funnel(data.funnel, tmp / "funnel.png"),
+            "training": plot_training(data.curves, tmp / "training.png"),
+            "figure7": plot_figure7(data, benchmarks, tmp / "figure7.png"),
+            "corpus_quality": plot_corpus_quality(data, benchmarks, tmp / "corpus_quality.png"),
+        }
+        plots = {name: f"{plot_dir.name}/{name}.png" for name, ok in made.items() if ok}
+    md = render_markdown(data, plots)
+    write_text(out, md)
+    html = out.with_suffix(".html")
+    write_text(html, render_html(md, f"mathpipe report: {data.name}"))
+    log.info("report: %s, %s, %d plots in %s (%d evaluations, %d training runs, funnel %s)", out, html,
+             len(plots), plot_dir, len(data.eval), len(data.curves), "yes" if data.funnel else "no")
+    return {"md": out, "html": html, "plots": plot_dir}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Path]:
+    from pipeline.config import load_config, results_dir, setup_logging
+
+    p = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="experiment config (e.g. results/tiny/config.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", help="report.md path [results/<name>/report.md]")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else results_dir(cfg) / "report.md"
+    if out.suffix != ".md":
+        raise SystemExit(f"--out must name a .md file, got {out}")
+    return write_report(cfg, out, args.config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The report renders from fake result folders (every section, every plot) and from an empty one."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eval.metrics import metrics_from_samples
+from eval.report import main as report_main
+from pipeline.io import append_jsonl, write_json
+
+BENCHES = {"world_gsm8k": "gsm8k", "world_math": "math"}
+# Per-sample accuracy of each fake checkpoint; RL is more consistent (higher Maj@K), not more capable.
+SKILL = {"pretrain": 0.05, "pretrain_web": 0.02, "sft": 0.35, "sft_web": 0.2, "rl": 0.45}
+
+
+def _config(tmp_path: Path) -> Path:
+    cfg = {"name": "fake", "results_root": str(tmp_path / "results"),
+           "eval": {"benchmarks": {b: {"data": f"{{results}}/world/problems/test_{p}.jsonl", "paper": p}
+                                   for b, p in BENCHES.items()}}}
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _fake_samples(ckpt: str, bench: str, n: int, problems: int = 40) -> list[dict]:
+    rng = random.Random(f"{ckpt}/{bench}")
+    rows = []
+    for i in range(problems):
+        subject, level = ["Algebra", "Geometry", "Prealgebra"][i % 3], 1 + i % 5
+        meta = {"subject": subject, "level": level} if bench == "world_math" else {}
+        p = min(1.0, SKILL[ckpt] * (1.5 if i % 2 else 0.5))
+        rows.append({"problem_id": f"{bench}-{i}", "sample_index": -1, "correct": rng.random() < p,
+                     "status": "ok", "vote_class": None, **meta})
+        for j in range(n):
+            ok = rng.random() < p
+            # right answers agree (class 0); wrong ones scatter over 3 classes or give no answer
+            cls = 0 if ok else rng.choice([1, 2, 3, -1])
+            rows.append({"problem_id": f"{bench}-{i}", "sample_index": j, "correct": ok, "vote_class": cls,
+                         "status": "ok" if cls >= 0 else "no_answer", **meta})
+    return rows
+
+
+def _fake_results(root: Path) -> None:
+    res = root / "results" / "fake"
+    for ckpt in SKILL:
+        for bench in BENCHES:
+            n = 0 if ckpt.startswith("pretrain") else 16
+            k = [1, 2, 4, 8, 16] if n else []
+            m = metrics_from_samples(_fake_samples(ckpt, bench, n), k)
+            m.update({"model": f"results/fake/{ckpt}/model", "benchmark": bench, "temperature": 0.7,
+                      "format": "cot", "prompt_layout": "plain" if not n else "chat", "few_shot": 2 if not n else 0})
+            write_json(res / "eval" / ckpt / bench / "metrics.json", m)
+    for folder, start in (("pretrain/mined", 6.0), ("pretrain/web", 6.3), ("sft/mined", 2.0), ("sft/web", 2.4)):
+        for step in range(1, 41):
+            append_jsonl(res / folder / "metrics.jsonl", {"step": step, "loss": start * (0.97 ** step), "lr": 1e-3})
+    for step in range(1, 21):
+        append_jsonl(res / "rl" / "metrics.jsonl", {"step": step, "loss": 0.1, "reward_mean": 0.3 + 0.01 * step,
+                                                    "accuracy": 0.35 + 0.01 * step})
+    step = {"step": "extract", "round": 0, "docs_in": 1000, "docs_out": 900, "tokens_in": 500_000,
+            "tokens_out": 450_000, "dropped": {"empty": 100}, "dropped_tokens": {}, "errors": 0, "files": 2,
+            "carried_over_from": None}
+    rounds = [{"round": r, "kept_docs": kd, "kept_tokens": kt, "overlap_with_previous": ov, "math_domains": md,
+               "new_positives": npos, "converged": conv, "carried_over_from": None}
+              for r, kd, kt, ov, md, npos, conv in [(1, 300, 150_000, None, 4, 40, False),
+                                                    (2, 380, 190_000, 0.8, 6, 25, False),
+                                                    (3, 400, 200_000, 0.97, 6, 3, True)]]
+    write_json(res / "corpus" / "funnel.json", {
+        "steps": [step], "rounds": rounds, "converged_at": 3, "final": {"docs": 400, "tokens": 200_000},
+        "decontamination": {"removed": 7, "by_reason": {"10-gram": 7}, "by_benchmark": {"gsm8k": 7}, "examples": []},
+        "malformed": []})
+
+
+def test_report_renders_every_section_and_plot(tmp_path):
+    import matplotlib.image as mpimg
+
+    cfg = _config(tmp_path)
+    _fake_results(tmp_path)
+    out = tmp_path / "results" / "fake" / "report.md"
+    paths = report_main(["--config", str(cfg), "--out", str(out)])
+    md = out.read_text()
+    for heading in ("Corpus funnel per round", "Training curves", "Every checkpoint on every benchmark",
+                    "SFT vs RL (paper Figure 7)", "Corpus quality", "Breakdown by subject and level"):
+        assert heading in md
+    assert "not run" not in md
+    # our rows, and the paper's rows clearly labelled as the paper's
+    assert "| rl | world_math |" in md and "| sft_web | world_gsm8k |" in md
+    assert "| **paper**: DeepSeekMath-RL 7B (top-1 CoT, Table 5) | MATH (real) | 51.7 |" in md
+    assert "**paper**: 1.3B, 150B tokens" in md and "23.8 (DeepSeekMath Corpus)" in md
+    assert "| world_math | 16 |" in md  # Figure 7 table row at K=16
+    assert "Final corpus: 400 pages" in md
+    for name in ("funnel", "training", "figure7", "corpus_quality"):
+        png = paths["plots"] / f"{name}.png"
+        assert f"(report/{name}.png)" in md
+        img = mpimg.imread(png)
+        assert img.shape[0] > 200 and img.shape[1] > 400, name
+    html = paths["html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="report/figure7.png"' in html
+
+
+def test_report_of_a_run_that_has_not_happened(tmp_path):
+    cfg = _config(tmp_path)
+    out = tmp_path / "results" / "fake" / "report.md"
+    paths = report_main(["--config", str(cfg), "--out", str(out)])
+    md = out.read_text()
+    assert "_Corpus stage not run: `" in md and "funnel.json` does not exist._" in md
+    assert "pretraining, SFT and RL not run" in md
+    assert "| rl | world_math | not run |" in md
+    assert "Figure 7)\n\n_Not run" in md
+    assert paths["plots"].is_dir() and not list(paths["plots"].iterdir())
+    assert paths["html"].exists()
+
+
+def test_report_rejects_unreadable_metrics(tmp_path):
+    cfg = _config(tmp_path)
+    bad = tmp_path / "results" / "fake" / "eval" / "rl" / "world_math" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{truncated")
+    with pytest.raises(ValueError, match="metrics.json: unreadable metrics file"):
+        report_main(["--config", str(cfg)])
+
+
+def test_funnel_written_by_the_corpus_stage_renders(tmp_path):
+    """The funnel section renders the corpus stage's own table (corpus.funnel.to_markdown)."""
+    cfg = _config(tmp_path)
+    _fake_results(tmp_path)
+    report_main(["--config", str(cfg)])
+    md = (tmp_path / "results" / "fake" / "report.md").read_text()
+    assert "| extract | - | 1,000 | 900 |" in md
+    assert json.loads((tmp_path / "results" / "fake" / "corpus" / "funnel.json").read_text())["converged_at"] == 3
