@@ -208,3 +208,13 @@ def test_bad_settings_are_rejected():
         ProblemSettings.from_config({"max_steps": 4})
     with pytest.raises(ValueError, match="executor"):
         ProblemSettings.from_config({"executor": "docker"})
+
+
+def test_template_knob_restricts_problems_and_is_checked():
+    records, _ = generate(ProblemSettings(sft=40, rl=0, test_gsm8k=10, test_math=10,
+                                          templates=("gsm.chain", "math.linear")), seed=0)
+    assert {r["template"] for r in records["sft"]} == {"gsm.chain", "math.linear"}
+    with pytest.raises(ValueError, match="unknown"):
+        ProblemSettings.from_config({"templates": ["math.calculus"]})
+    with pytest.raises(ValueError, match="no math template"):
+        ProblemSettings.from_config({"templates": ["gsm.chain"]})

@@ -35,6 +35,7 @@ from world.problem import GSM8K, MATH, Problem, near_key, pot_text, tool_text
 log = logging.getLogger(__name__)
 
 FAMILIES: dict[str, dict[str, tuple[Callable, tuple[int, ...]]]] = {GSM8K: gsm.TEMPLATES, MATH: mathlike.TEMPLATES}
+ALL_TEMPLATES = {**gsm.TEMPLATES, **mathlike.TEMPLATES}  # name -> (generator, supported step counts)
 SPLITS = ("sft", "rl", "test_gsm8k", "test_math")
 _MAX_MISSES = 40  # consecutive draws of taken problems before a (template, steps) cell counts as used up
 
@@ -50,14 +51,28 @@ class ProblemSettings:
     math_fraction: float = 0.5  # share of MATH-like problems in sft and rl
     max_steps: int = 3  # difficulty knob: steps per problem, 1..3
     max_number: int = 9  # difficulty knob: largest operand a template draws
+    templates: tuple[str, ...] | None = None  # which templates to use (None: all of both families)
     executor: str = "batch"  # world/execute.py backend
     exec_timeout: float = 5.0
     exec_memory_mb: int = 1024
 
+    def family_templates(self, family: str) -> list[str]:
+        """The templates of `family` this config uses, in a fixed order."""
+        return [t for t in FAMILIES[family] if self.templates is None or t in self.templates]
+
     @classmethod
     def from_config(cls, section: dict) -> ProblemSettings:
         known = set(cls.__dataclass_fields__)
-        settings = cls(**{k: v for k, v in section.items() if k in known})
+        values = {k: v for k, v in section.items() if k in known}
+        if values.get("templates") is not None:
+            values["templates"] = tuple(values["templates"])
+            unknown = sorted(set(values["templates"]) - set(ALL_TEMPLATES))
+            if unknown:
+                raise ValueError(f"world.problems.templates: unknown {unknown}; known: {sorted(ALL_TEMPLATES)}")
+        settings = cls(**values)
+        for family in FAMILIES:
+            if not settings.family_templates(family) and (settings.test_gsm8k if family == GSM8K else settings.test_math):
+                raise ValueError(f"world.problems.templates has no {family} template but test_{family} > 0")
         if not 1 <= settings.max_steps <= 3:
             raise ValueError(f"world.problems.max_steps must be 1..3, got {settings.max_steps}")
         if settings.max_number < 3:
@@ -75,12 +90,12 @@ class ProblemSampler:
     for the sizes asked and a clear error says so.
     """
 
-    def __init__(self, rng: random.Random, family: str, max_steps: int, max_number: int,
+    def __init__(self, rng: random.Random, family: str, templates: list[str], max_steps: int, max_number: int,
                  forbidden: set[str], unique: bool = True):
         self.rng, self.family, self.max_number = rng, family, max_number
         self.forbidden, self.unique = forbidden, unique
-        self.cells = [(name, fn, steps) for name, (fn, supported) in FAMILIES[family].items()
-                      for steps in supported if steps <= max_steps]
+        self.cells = [(name, ALL_TEMPLATES[name][0], steps) for name in templates
+                      for steps in ALL_TEMPLATES[name][1] if steps <= max_steps]
         self.misses: Counter = Counter()
 
     def draw(self) -> Problem:
@@ -111,7 +126,8 @@ def draw_splits(settings: ProblemSettings, seed: int) -> dict[str, list[Problem]
 
     def sampler(split: str, family: str) -> ProblemSampler:
         rng = random.Random(f"{seed}:world.problems:{split}:{family}")
-        return ProblemSampler(rng, family, settings.max_steps, settings.max_number, taken)
+        return ProblemSampler(rng, family, settings.family_templates(family), settings.max_steps,
+                              settings.max_number, taken)
 
     splits = {
         "test_gsm8k": sampler("test", GSM8K).sample(settings.test_gsm8k),

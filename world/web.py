@@ -174,10 +174,14 @@ def add_duplicates(rng: random.Random, pages: list[Page], settings: WebSettings)
 
 
 def build_web(settings: WebSettings, seed: int, test_items: list[tuple[str, str]], max_steps: int,
-              max_number: int) -> tuple[list[list[WebRecord]], list[dict], list[dict], dict]:
-    """Everything but the writing: (records per shard, labels in record order, seed rows, stats)."""
+              max_number: int, templates: list[str] | None = None) -> tuple[list[list[WebRecord]], list[dict], list[dict], dict]:
+    """Everything but the writing: (records per shard, labels in record order, seed rows, stats).
+
+    `templates` (default: all) are the problem templates the math pages are about; pass the problem
+    family's, so the web's math is the downstream task's math.
+    """
     rng = random.Random(f"{seed}:world.web")
-    domains = make_domains(rng, settings.domains, sorted(TEMPLATES), settings.seed_domain_fraction)
+    domains = make_domains(rng, settings.domains, sorted(templates or TEMPLATES), settings.seed_domain_fraction)
     allocate_pages(rng, domains, settings.pages, settings.math_fraction)
     drawer = MathDrawer(rng, {near_key(q) for q, _ in test_items}, max_steps, max_number)
     pages = plan_pages(rng, domains, settings, drawer, test_items)
@@ -272,7 +276,7 @@ def write_web(out: Path, shards: list[list[WebRecord]], labels: list[dict], seed
 def main(argv: list[str] | None = None) -> None:
     from pipeline.config import load_config, results_dir, setup_logging, stage_parser
     from pipeline.io import write_run_record
-    from world.problems import ProblemSettings, world_seed
+    from world.problems import FAMILIES, ProblemSettings, world_seed
 
     parser = stage_parser("Generate the embedded default's web (WARC shards, labels, seed).")
     parser.add_argument("--test-gsm8k", required=True, help="test_gsm8k.jsonl from world.problems")
@@ -287,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     seed = world_seed(cfg)
     t0 = time.perf_counter()
     test_items = read_test_items(Path(args.test_gsm8k), Path(args.test_math))
-    shards, labels, seed_rows, stats = build_web(settings, seed, test_items, problems.max_steps, problems.max_number)
+    templates = [t for family in FAMILIES for t in problems.family_templates(family)]
+    shards, labels, seed_rows, stats = build_web(settings, seed, test_items, problems.max_steps, problems.max_number,
+                                                 templates)
     t_build = time.perf_counter() - t0
     stats["shard_bytes"] = write_web(out, shards, labels, seed_rows, settings.crawls, seed)
     stats.update(build_s=round(t_build, 3), wall_s=round(time.perf_counter() - t0, 3))
