@@ -240,3 +240,61 @@ def test_cli_on_tiny_checkpoint_real_benchmarks(tmp_path, bench, file):
     assert on_disk["grader_version"]
     if bench == "math500":
         assert set(on_disk["breakdown"]) == {"subject", "level"}
+
+
+class FormatGenerator:
+    """PoT: a program printing the answer; tool: a code block, then (after its output) a boxed answer."""
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+        self.stops = []
+
+    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
+        self.stops.append(stop)
+        out = []
+        for p in prompts:
+            a, b = (int(x) for x in p.split("What is ")[1].split("?")[0].split("+"))
+            if self.fmt == "pot":
+                text = f"```python\nprint({a} + {b})\n```"
+            elif "```output" not in p:
+                text = f"Add them.\n```python\nprint({a} + {b})\n```\n"
+            else:
+                text = f"The answer is \\boxed{{{p.rsplit('```output', 1)[1].split()[0]}}}."
+            out.append([Completion(text, [1] * 8, [0.0] * 8, "stop") for _ in range(n)])
+        return out
+
+
+@pytest.mark.parametrize("fmt", ["pot", "tool"])
+def test_pot_and_tool_formats_run_code_end_to_end(monkeypatch, tiny_tokenizer_dir, tmp_path, fmt):
+    gen = FormatGenerator(fmt)
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: gen)
+    data = tmp_path / "add.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {a}+{b}?", "answer": f"#### {a + b}"}) + "\n"
+                            for a, b in [(2, 3), (40, 2)]))
+    out = tmp_path / fmt
+    metrics = eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "add", "--data", str(data),
+                             "--format", fmt, "--n", "2", "--k", "1,2", "--out", str(out)])
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert metrics["greedy"] == 1.0 and metrics["pass@k"]["1"] == 1.0, rows[0]
+    assert [r["pred"] for r in rows if r["sample_index"] == -1] == ["5", "42"]
+    if fmt == "tool":
+        assert all(r["tool_calls"] == 1 and "```output\n5\n```" in r["completion"] for r in rows[:3])
+        assert all("```output" in s for s in gen.stops)
+
+
+def test_per_checkpoint_overrides_and_seed_from_config(tmp_path):
+    from pipeline.config import load_config
+
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("name: toy\nseed: 7\neval:\n  n: 8\n  k: [1, 8]\n"
+                        "  per_checkpoint:\n    pretrain: {n: 0, prompt: plain, few_shot: 2}\n")
+    cfg = load_config(cfg_path)
+    settings = eval_run.config_settings(cfg, "pretrain")
+    assert (settings["n"], settings["prompt"], settings["few_shot"], settings["seed"]) == (0, "plain", 2, 7)
+    assert eval_run.config_settings(cfg, "rl")["n"] == 8
+    args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "gsm8k", "--out", "o",
+                                               "--checkpoint", "pretrain"])
+    s = eval_run.resolve_settings(args, cfg)
+    assert (s.n, s.few_shot, s.prompt, s.seed) == (0, 2, "plain", 7)
+    with pytest.raises(Exception, match="per_checkpoint"):
+        load_config(cfg_path, ["eval.per_checkpoint.bogus={n: 1}"])
