@@ -44,6 +44,15 @@ def eval_params(wildcards):
     }
 
 
+def report_inputs(wildcards):
+    """What the report reads that a rule declares: every evaluation, and the corpus funnel where the
+    corpus stage is part of this workflow (asking for it also makes `rule all` build it)."""
+    inputs = {"metrics": eval_metrics_files(), "config": CONFIG_FILE}
+    if rules.has("corpus_funnel"):
+        inputs["funnel"] = rules.corpus_funnel.output.json
+    return inputs
+
+
 def eval_metrics_files():
     # (a dict: `checkpoint` opening a line is read as the Snakemake keyword)
     grid = {"checkpoint": eval_checkpoints(), "benchmark": list(EVAL_BENCHMARKS)}
@@ -93,8 +102,7 @@ rule eval:
 
 rule report:
     input:
-        metrics=eval_metrics_files(),
-        config=CONFIG_FILE,
+        unpack(report_inputs),
     output:
         md=RESULTS / "report.md",
         html=RESULTS / "report.html",
