@@ -1,0 +1,260 @@
+"""URL normalisation + exact URL dedup, then MinHash LSH near-dedup (§2.1: the paper scores the
+"URL-based deduplicated and near-deduplicated" Common Crawl; it does not name the near-dup method,
+we use MinHash LSH with datasketch).
+
+Both decisions keep one document per duplicate group, deterministically: the one with the smallest
+document id, i.e. the first in crawl order (shard, then record). The CLI is the global `dedup` step:
+it reads every shard's document table and MinHash signatures (computed per shard by
+`corpus.extract`) and writes the ids to drop with their reason and the id they duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from corpus.text import word_tokens
+
+log = logging.getLogger(__name__)
+
+TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|dclid|msclkid|mc_[ce]id|yclid|_ga|sessionid|sid|phpsessid|jsessionid)$", re.I)
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def url_domain(url: str) -> str:
+    """The paper's "same base URL": the host, lower-cased, without `www.` and port."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def normalize_url(url: str) -> str:
+    """Canonical key of a URL for exact dedup: scheme-less, host without `www.`/default port,
+    dot segments and duplicate slashes removed, percent-encoding normalised, tracking parameters
+    dropped, remaining parameters sorted, fragment dropped, no trailing slash.
+    `http://WWW.Example.com:80/a/./b/?utm_source=x&b=2&a=1#top` -> `example.com/a/b?a=1&b=2`."""
+    parts = urlsplit(url.strip())
+    host = url_domain(url)
+    port = parts.port if _valid_port(parts) else None
+    if port is not None and str(port) != DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    path = re.sub(r"/{2,}", "/", unquote(parts.path) or "/")
+    path = posixpath.normpath(path) if path not in ("", "/") else "/"
+    path = quote(path, safe="/:@!$&'()*+,;=-._~")
+    path = path.rstrip("/") if path != "/" else ""
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k))
+    return host + path + ("?" + urlencode(query) if query else "")
+
+
+def _valid_port(parts) -> bool:
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return True
+
+
+def url_duplicates(ids: Sequence[str], urls: Sequence[str]) -> dict[str, str]:
+    """Exact URL dedup: {dropped id: kept id} where the kept one has the smallest id of its URL key."""
+    first: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for doc_id, url in sorted(zip(ids, urls)):
+        key = normalize_url(url)
+        if key in first:
+            dropped[doc_id] = first[key]
+        else:
+            first[key] = doc_id
+    return dropped
+
+
+@dataclass(frozen=True)
+class MinHashSettings:
+    """Near-dedup settings (one place). Shingles are word `ngram`s of lower-cased words.
+
+    LSH with `bands` b of `rows` r hash values each (b * r <= num_perm) makes two documents with
+    Jaccard similarity s candidates with probability 1 - (1 - s^r)^b, an S-curve whose midpoint is
+    about (1/b)^(1/r): b=16, r=8 -> 0.71 (P=0.93 at s=0.8, P=0.006 at s=0.4). With bands/rows unset,
+    datasketch picks them for `threshold`. Candidates are then confirmed when their estimated
+    Jaccard (fraction of equal signature values) is at least `threshold`; `seed` fixes the
+    permutations, so signatures are deterministic for a seed.
+    """
+
+    ngram: int = 5
+    num_perm: int = 128
+    bands: int | None = 16
+    rows: int | None = 8
+    threshold: float = 0.7
+    seed: int = 1
+
+    def __post_init__(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("MinHashSettings: set both bands and rows, or neither (then threshold decides)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"MinHashSettings: bands*rows = {self.bands * self.rows} > num_perm {self.num_perm}")
+
+    @classmethod
+    def from_config(cls, cfg: dict, seed: int) -> MinHashSettings:
+        return cls(ngram=cfg["ngram"], num_perm=cfg["num_perm"], bands=cfg.get("bands"), rows=cfg.get("rows"),
+                   threshold=cfg["threshold"], seed=seed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MinHashDeduper:
+    """Signatures in batch (`MinHash.bulk`), LSH candidates (`MinHashLSH`), clusters by union-find."""
+
+    def __init__(self, settings: MinHashSettings):
+        self.settings = settings
+
+    def shingles(self, text: str) -> list[bytes]:
+        words = word_tokens(text)
+        n = self.settings.ngram
+        if len(words) <= n:
+            return [" ".join(words).encode()] if words else []
+        return [" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)]
+
+    def signatures(self, texts: Iterable[str]) -> np.ndarray:
+        """(N, num_perm) uint32 signatures; a text without words gets an all-max row (never a candidate)."""
+        s = self.settings
+        sets = [sorted(set(self.shingles(t))) for t in texts]
+        if not sets:
+            return np.zeros((0, s.num_perm), dtype=np.uint32)
+        mins = MinHash.bulk(sets, num_perm=s.num_perm, seed=s.seed)
+        return np.stack([m.hashvalues for m in mins]).astype(np.uint32, copy=False)
+
+    def clusters(self, signatures: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Representative index of each row's near-duplicate cluster (the smallest index in it).
+
+        Rows must be in the caller's keep-priority order (smallest id first). `valid` masks rows
+        that take part (rows without shingles or already dropped do not).
+        """
+        s = self.settings
+        n = len(signatures)
+        parent = np.arange(n)
+        if valid is None:
+            valid = np.ones(n, dtype=bool)
+        valid = valid & (signatures != np.iinfo(np.uint32).max).any(axis=1)
+        params = (s.bands, s.rows) if s.bands is not None else None
+        lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm, params=params)
+        minhashes = {}
+        with lsh.insertion_session() as session:
+            for i in np.flatnonzero(valid):
+                m = LeanMinHash(seed=s.seed, hashvalues=signatures[i], scheme="affine32")
+                minhashes[i] = m
+                session.insert(int(i), m, check_duplication=False)
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i, m in minhashes.items():
+            for j in lsh.query(m):
+                if j <= i:
+                    continue
+                if np.mean(signatures[i] == signatures[j]) >= s.threshold:
+                    ri, rj = find(i), find(j)
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+        return np.array([find(i) for i in range(n)])
+
+
+def near_duplicates(ids: Sequence[str], signatures: np.ndarray, deduper: MinHashDeduper,
+                    skip: set[str] | None = None) -> dict[str, str]:
+    """{dropped id: kept id} for near-duplicates; `ids` sorted ascending, rows of `signatures` aligned."""
+    if list(ids) != sorted(ids):
+        raise ValueError("near_duplicates: ids must be sorted so that the kept document is the first")
+    skip = skip or set()
+    valid = np.array([i not in skip for i in ids], dtype=bool)
+    rep = deduper.clusters(signatures, valid)
+    return {ids[i]: ids[r] for i, r in enumerate(rep) if r != i and valid[i]}
+
+
+def load_signatures(path: str | Path, expected_rows: int, num_perm: int) -> np.ndarray:
+    sig = np.load(path)
+    if sig.shape != (expected_rows, num_perm) or sig.dtype != np.uint32:
+        raise ValueError(f"{path}: signatures of shape {sig.shape} {sig.dtype}, "
+                         f"expected ({expected_rows}, {num_perm}) uint32 — re-run the extract step")
+    return sig
+
+
+def dedup_shards(shards: Sequence[str | Path], signatures: Sequence[str | Path], cfg: dict, seed: int):
+    """The global dedup step over all extract shards -> (removed table: id, reason, duplicate_of; StepStats)."""
+    import pyarrow as pa
+
+    from corpus.filters import StepStats
+    from corpus.shards import read_table
+
+    settings = MinHashSettings.from_config(cfg, seed=seed)
+    stats = StepStats("dedup_decisions")  # the funnel counts dedup per shard, where corpus.pool applies it
+    tables, sigs = [], []
+    for shard, sig in zip(shards, signatures):
+        t = read_table(shard, ["id", "url", "n_tokens"])
+        tables.append(t)
+        sigs.append(load_signatures(sig, t.num_rows, settings.num_perm))
+    table = pa.concat_tables(tables) if tables else pa.table({"id": [], "url": [], "n_tokens": []})
+    sig = np.concatenate(sigs) if sigs else np.zeros((0, settings.num_perm), np.uint32)
+    all_ids, all_urls = table.column("id").to_pylist(), table.column("url").to_pylist()
+    order = sorted(range(len(all_ids)), key=all_ids.__getitem__)  # keep priority: smallest id first
+    ids = [all_ids[i] for i in order]
+    urls = [all_urls[i] for i in order]
+    tokens = dict(zip(all_ids, table.column("n_tokens").to_pylist()))
+    sig = sig[order] if order else sig
+    if len(set(ids)) != len(ids):
+        raise ValueError("dedup: document ids are not unique across shards (two inputs with the same shard index?)")
+
+    removed: dict[str, tuple[str, str]] = {}
+    if cfg["url"]:
+        removed.update({i: ("url_duplicate", k) for i, k in url_duplicates(ids, urls).items()})
+    n_clusters = 0
+    if cfg["near"]:
+        near = near_duplicates(ids, sig, MinHashDeduper(settings), skip=set(removed))
+        removed.update({i: ("near_duplicate", k) for i, k in near.items()})
+        n_clusters = len(set(near.values()))
+    for i in ids:
+        stats.seen(tokens[i])
+        if i in removed:
+            stats.drop(removed[i][0], tokens[i])
+        else:
+            stats.kept(tokens[i])
+    stats.extra = {"minhash": settings.to_dict(), "near_duplicate_clusters": n_clusters}
+    rem_ids = sorted(removed)
+    out = pa.table({"id": rem_ids, "reason": [removed[i][0] for i in rem_ids],
+                    "duplicate_of": [removed[i][1] for i in rem_ids]},
+                   schema=pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string())]))
+    return out, stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    import pyarrow.parquet as pq
+
+    from corpus.cli import parser, setup
+    from pipeline.io import atomic_path
+
+    p = parser("Dedup step (global): exact URL dedup, then MinHash LSH near-dedup over all shards.")
+    p.add_argument("--shards", nargs="+", required=True, help="extract document shards")
+    p.add_argument("--signatures", nargs="+", required=True, help="their MinHash signatures, same order")
+    p.add_argument("--output", required=True, help="Parquet of removed ids: id, reason, duplicate_of")
+    p.add_argument("--stats", required=True)
+    args = p.parse_args(argv)
+    if len(args.shards) != len(args.signatures):
+        raise SystemExit("--shards and --signatures must pair up")
+    cfg = setup(args)
+    removed, stats = dedup_shards(args.shards, args.signatures, cfg["corpus"]["dedup"], cfg["seed"])
+    with atomic_path(args.output) as tmp:
+        pq.write_table(removed, tmp)
+    stats.save(args.stats)
+    log.info("dedup: %d documents -> %d (dropped %s)", stats.docs_in, stats.docs_out, dict(stats.dropped))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The mining loop's per-round selection and its convergence test (paper §2.1).
+
+Round r: the classifier of round r scored every pool page (corpus.classifier). This step ranks
+them and keeps the top (score threshold or token budget), measures the overlap with round r-1's
+kept set, discovers math domains and annotates their math URL paths (corpus.domains), and adds the
+uncollected pages under those paths to the positives of round r+1.
+
+Convergence without a dynamic DAG: the workflow always has `max_rounds` rounds (a Snakemake
+`{round}` wildcard). Round r is converged when at least `convergence_overlap` of its kept pages were
+kept by round r-1 (paper: ~98% in round 4 vs round 3). Every step of a round after a converged one
+(train, score, select) sees the converged flag in the previous round's state.json and carries the
+previous round's files over (hard links, no recomputation), so the last round's kept set is the
+converged one and the final corpus needs no knowledge of when the loop stopped.
+
+Files of round r (under corpus/round{r}/): classifier.bin, train.json, scores/shard-*.parquet,
+kept.parquet (id, url, domain, n_tokens, score, first_round), positives.parquet (discovered pages,
+cumulative: id, url, domain, round_added), domains.json, state.json, select.stats.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpus.domains import build_annotator, domain_stats, math_domains
+from corpus.filters import StepStats
+from corpus.shards import link_or_copy, read_table
+from pipeline.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+KEPT_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("domain", pa.string()),
+                         ("n_tokens", pa.int64()), ("score", pa.float64()), ("first_round", pa.int64())])
+POSITIVES_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("domain", pa.string()),
+                              ("round_added", pa.int64())])
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """Seed of round r's sampling and training, derived from the global seed."""
+    return int(seed) * 1000 + int(round_)
+
+
+def load_state(path: str | Path) -> dict:
+    try:
+        state = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read a round state: {e}") from e
+    if not {"round", "converged"} <= set(state):
+        raise ValueError(f"{path}: not a round state (needs `round` and `converged`)")
+    return state
+
+
+def carry_over(src: str | Path | None, dst: str | Path) -> None:
+    """A converged loop's later rounds reuse the converged round's file unchanged."""
+    if not src:
+        raise ValueError(f"{dst}: the previous round converged but its file was not given to carry over")
+    link_or_copy(src, dst)
+
+
+def select_mask(scores: np.ndarray, n_tokens: np.ndarray, ids: list[str], mode: str, threshold: float,
+                token_budget: int) -> np.ndarray:
+    """Pages kept: score >= threshold; in `token_budget` mode also the best-scored pages (ties by id)
+    whose cumulative words fit the budget (the paper keeps the top 40B tokens of round 1)."""
+    keep = scores >= threshold
+    if mode == "token_budget":
+        order = np.lexsort((np.array(ids, dtype=object).astype(str), -scores))
+        cum = np.cumsum(n_tokens[order])
+        in_budget = np.zeros(len(scores), dtype=bool)
+        in_budget[order[cum <= token_budget]] = True
+        keep &= in_budget
+    return keep
+
+
+def overlap(kept_ids: set[str], prev_ids: set[str]) -> float:
+    """Fraction of this round's kept pages that the previous round kept too."""
+    if not kept_ids:
+        return 1.0 if not prev_ids else 0.0
+    return len(kept_ids & prev_ids) / len(kept_ids)
+
+
+def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table | None,
+                 prev_positives: pa.Table | None) -> tuple[pa.Table, pa.Table, dict, dict]:
+    """-> (kept, positives, domains report, state) of one round from its scored pool."""
+    scores = scores.sort_by("id")
+    ids = scores.column("id").to_pylist()
+    s = scores.column("score").to_numpy()
+    n_tok = scores.column("n_tokens").to_numpy()
+    sel = cfg["select"]
+    keep = select_mask(s, n_tok, ids, sel["mode"], sel["threshold"], sel["token_budget"])
+    kept_ids = [i for i, k in zip(ids, keep) if k]
+
+    prev_first = {}
+    if prev_kept is not None:
+        prev_first = dict(zip(prev_kept.column("id").to_pylist(), prev_kept.column("first_round").to_pylist()))
+    first_round = [prev_first.get(i, round_) for i in kept_ids]
+    kept = scores.filter(pa.array(keep)).select(["id", "url", "domain", "n_tokens", "score"])
+    kept = kept.append_column("first_round", pa.array(first_round, pa.int64())).cast(KEPT_SCHEMA)
+
+    # Domain discovery and path annotation.
+    dcfg = cfg["domains"]
+    domains = scores.column("domain").to_pylist()
+    urls = scores.column("url").to_pylist()
+    dstats = domain_stats(domains, keep)
+    found = math_domains(dstats, dcfg["min_kept_fraction"], dcfg["min_domain_pages"])
+    annotator = build_annotator(dcfg)
+    by_domain: dict[str, list[int]] = {d: [] for d in found}
+    for i, d in enumerate(domains):
+        if d in by_domain:
+            by_domain[d].append(i)
+    known = set(prev_positives.column("id").to_pylist()) if prev_positives is not None else set()
+    report = {}
+    new_pos: list[int] = []
+    for d, rows in by_domain.items():
+        paths = annotator.annotate(d, [urls[i] for i in rows], [s[i] for i in rows])
+        under = [i for i in rows if annotator.matches(urls[i], paths)]
+        fresh = [i for i in under if not keep[i] and ids[i] not in known]
+        new_pos += fresh
+        report[d] = {"pages": dstats[d].pages, "kept": dstats[d].kept, "kept_fraction": round(dstats[d].kept_fraction, 4),
+                     "math_paths": paths, "pages_under_math_paths": len(under), "new_positives": len(fresh)}
+    new_pos.sort()
+    added = pa.table({"id": [ids[i] for i in new_pos], "url": [urls[i] for i in new_pos],
+                      "domain": [domains[i] for i in new_pos], "round_added": [round_] * len(new_pos)},
+                     schema=POSITIVES_SCHEMA)
+    positives = added if prev_positives is None else pa.concat_tables([prev_positives.cast(POSITIVES_SCHEMA), added])
+
+    ov = overlap(set(kept_ids), set(prev_first)) if prev_kept is not None else None
+    converged = ov is not None and ov >= cfg["rounds"]["convergence_overlap"]
+    state = {
+        "round": round_, "kept_docs": kept.num_rows, "kept_tokens": int(n_tok[keep].sum()),
+        "overlap_with_previous": ov, "converged": converged, "converged_at": round_ if converged else None,
+        "carried_over_from": None, "math_domains": len(found), "new_positives": len(new_pos),
+        "positives_total": positives.num_rows,
+    }
+    return kept, positives, report, state
+
+
+def _write_parquet(path: str | Path, table: pa.Table) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from corpus.cli import parser, setup
+
+    p = parser("Select round R's kept pages, discover math domains/paths, test convergence (paper §2.1).")
+    p.add_argument("--round", type=int, required=True)
+    p.add_argument("--scores", nargs="+", required=True, help="round R's score shards")
+    p.add_argument("--prev-state", help="round R-1 state.json (absent in round 1)")
+    p.add_argument("--prev-kept", help="round R-1 kept.parquet")
+    p.add_argument("--prev-positives", help="round R-1 positives.parquet")
+    p.add_argument("--prev-domains", help="round R-1 domains.json (carried over when converged)")
+    p.add_argument("--prev-stats", help="round R-1 select stats (carried over when converged)")
+    p.add_argument("--kept", required=True)
+    p.add_argument("--positives", required=True)
+    p.add_argument("--domains", required=True)
+    p.add_argument("--state", required=True)
+    p.add_argument("--stats", required=True)
+    args = p.parse_args(argv)
+    cfg = setup(args)
+    r = args.round
+    prev = load_state(args.prev_state) if args.prev_state else None
+    if prev is not None and prev["converged"]:
+        for src, dst in ((args.prev_kept, args.kept), (args.prev_positives, args.positives),
+                         (args.prev_domains, args.domains)):
+            carry_over(src, dst)
+        origin = prev["carried_over_from"] or prev["round"]
+        stats = StepStats.load(args.prev_stats)
+        write_json(args.stats, {**stats, "round": r, "extra": {**stats["extra"], "carried_over_from": origin}})
+        write_json(args.state, {**prev, "round": r, "carried_over_from": origin})
+        log.info("round %d: converged at round %d, kept set carried over", r, prev["converged_at"])
+        return
+
+    stats = StepStats("select", round=r)
+    scores = pa.concat_tables([read_table(f, ["id", "url", "domain", "n_tokens", "score"]) for f in args.scores])
+    prev_kept = read_table(args.prev_kept) if args.prev_kept else None
+    prev_pos = read_table(args.prev_positives) if args.prev_positives else None
+    kept, positives, report, state = select_round(scores, r, cfg["corpus"], prev_kept, prev_pos)
+    total_tokens = int(pc.sum(scores.column("n_tokens")).as_py() or 0)
+    stats.docs_in, stats.tokens_in = scores.num_rows, total_tokens
+    stats.docs_out, stats.tokens_out = kept.num_rows, state["kept_tokens"]
+    mode = cfg["corpus"]["select"]["mode"]
+    stats.dropped["not_selected_" + mode] = scores.num_rows - kept.num_rows
+    stats.dropped_tokens["not_selected_" + mode] = total_tokens - state["kept_tokens"]
+    stats.extra = {k: state[k] for k in ("overlap_with_previous", "converged", "math_domains",
+                                         "new_positives", "positives_total")}
+    _write_parquet(args.kept, kept)
+    _write_parquet(args.positives, positives)
+    write_json(args.domains, report)
+    stats.save(args.stats)
+    write_json(args.state, state)
+    log.info("round %d: kept %d/%d pages, overlap with previous %s, %d math domains, %d new positives%s",
+             r, kept.num_rows, scores.num_rows, "n/a" if state["overlap_with_previous"] is None
+             else f"{state['overlap_with_previous']:.4f}", state["math_domains"], state["new_positives"],
+             " -> converged" if state["converged"] else "")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,472 @@
+# The corpus stage (paper §2.1): Common Crawl -> DeepSeekMath Corpus, as one job per shard where the
+# work is per page and one job per round where it is global. `snakemake corpus` builds it.
+#
+#   shard-i.warc.gz -> extract (text + MinHash signatures) -> dedup (global: URL + near-dup)
+#     -> pool (per shard: dedup decisions + decontamination) = the candidate pool, and web_text
+#   round r = 1..max_rounds: train (fastText on seed + discovered positives vs random pool pages)
+#     -> score (per shard) -> select (keep, overlap with round r-1, domains/paths, next positives)
+#   final (the last round's kept set) + funnel (from every step's stats files)
+#
+# Rounds are a `{round}` wildcard over a fixed range (no checkpoint): once a round's overlap with the
+# previous one reaches corpus.rounds.convergence_overlap, its state.json says `converged`, and every
+# later round's train/score/select job sees that flag and hard-links the converged round's files instead
+# of recomputing (corpus/rounds.py). So the DAG is static and the last round always holds the result.
+import glob
+import shlex
+
+CORPUS_CFG = validate_config(dict(config), source="snakemake config")["corpus"]
+CORPUS = RESULTS / "corpus"
+CORPUS_ROUNDS = list(range(1, CORPUS_CFG["rounds"]["max_rounds"] + 1))
+CORPUS_LAST_ROUND = CORPUS_ROUNDS[-1]
+
+
+wildcard_constraints:
+    shard=r"\d{4}",
+    round=r"\d+",
+
+
+def corpus_input_files():
+    """source=files: the sorted union of the configured paths/globs (one shard each)."""
+    files = sorted({f for pattern in CORPUS_CFG["files"] for f in glob.glob(pattern)})
+    if CORPUS_CFG["source"] == "files" and not files:
+        raise ValueError(f"corpus.files {CORPUS_CFG['files']} matches no file")
+    return files
+
+
+def corpus_shards():
+    """Shard ids ("0000", ...) of the configured source."""
+    source = CORPUS_CFG["source"]
+    if source == "world":
+        n = validate_config(dict(config), source="snakemake config")["world"]["web"]["shards"]
+    elif source == "files":
+        n = len(corpus_input_files())
+    else:
+        n = CORPUS_CFG["commoncrawl"]["num_files"]
+    return [f"{i:04d}" for i in range(n)]
+
+
+def corpus_warc(wildcards):
+    """The WARC/WET file of a shard: the world's, a configured file, or a downloaded Common Crawl file."""
+    source = CORPUS_CFG["source"]
+    if source == "world":
+        return RESULTS / f"world/web/shard-{wildcards.shard}.warc.gz"
+    if source == "files":
+        return corpus_input_files()[int(wildcards.shard)]
+    return CORPUS / f"download/shard-{wildcards.shard}.{CORPUS_CFG['commoncrawl']['kind']}.gz"
+
+
+def corpus_seed_inputs(wildcards):
+    """The world's seed when no seed is configured, a local seed file, or nothing (a hub dataset)."""
+    seed = CORPUS_CFG["seed"]
+    if seed["path"]:
+        return {"seed": seed["path"]}
+    if seed["hub_id"]:
+        return {}
+    return {"world_seed": RESULTS / "world/web/seed.jsonl"}
+
+
+def corpus_seed_args(wildcards, input):
+    return f"--world-seed {shlex.quote(str(input.world_seed))}" if "world_seed" in input.keys() else ""
+
+
+def corpus_benchmark_inputs(wildcards):
+    """Local benchmark files (configured ones, or the world's test splits); hub datasets have none."""
+    if not CORPUS_CFG["benchmarks"]:
+        return [RESULTS / "world/problems/test_gsm8k.jsonl", RESULTS / "world/problems/test_math.jsonl"]
+    return [b["path"] for b in CORPUS_CFG["benchmarks"] if b.get("path")]
+
+
+def corpus_benchmark_args(wildcards):
+    return "" if CORPUS_CFG["benchmarks"] else f"--world-dir {shlex.quote(str(RESULTS / 'world/problems'))}"
+
+
+def corpus_per_shard(pattern):
+    return expand(str(CORPUS / pattern), shard=corpus_shards())
+
+
+def corpus_prev_round(wildcards, **files):
+    """Round r-1's files (name -> path pattern under round{r-1}/) as inputs; none in round 1."""
+    prev = int(wildcards.round) - 1
+    if prev < 1:
+        return {}
+    return {name: str(CORPUS / f"round{prev}" / pattern).format(**wildcards) for name, pattern in files.items()}
+
+
+def corpus_train_prev(wildcards):
+    return corpus_prev_round(wildcards, prev_state="state.json", prev_positives="positives.parquet",
+                             prev_model="classifier.bin")
+
+
+def corpus_score_prev(wildcards):
+    return corpus_prev_round(wildcards, prev_state="state.json", prev_scores="scores/shard-{shard}.parquet",
+                             prev_stats="scores/shard-{shard}.stats.json")
+
+
+def corpus_select_prev(wildcards):
+    return corpus_prev_round(wildcards, prev_state="state.json", prev_kept="kept.parquet",
+                             prev_positives="positives.parquet", prev_domains="domains.json",
+                             prev_stats="select.stats.json")
+
+
+def corpus_flags(prev_inputs):
+    """A params function turning a round's previous-round inputs into CLI flags (--prev-state PATH ...)."""
+
+    def flags(wildcards):
+        return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in prev_inputs(wildcards).items())
+
+    return flags
+
+
+def corpus_round_scores(wildcards):
+    return expand(str(CORPUS / "round{round}/scores/shard-{shard}.parquet"), round=wildcards.round,
+                  shard=corpus_shards())
+
+
+def corpus_funnel_stats():
+    """Every step's stats file, in pipeline order (the funnel's rows)."""
+    return (corpus_per_shard("extract/shard-{shard}.stats.json")
+            + corpus_per_shard("pool/shard-{shard}.dedup.stats.json")
+            + corpus_per_shard("pool/shard-{shard}.stats.json")
+            + [str(CORPUS / f"round{r}/select.stats.json") for r in CORPUS_ROUNDS])
+
+
+rule corpus_cc_listing:
+    input:
+        config=CONFIG_FILE,
+    output:
+        listing=CORPUS / f"download/{CORPUS_CFG['commoncrawl']['kind']}.paths.gz",
+    params:
+        commoncrawl=CORPUS_CFG["commoncrawl"],
+    log:
+        RESULTS / "logs/corpus/cc_listing.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_cc_listing.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=30,
+    message:
+        "Downloading the Common Crawl {params.commoncrawl[crawl]} {params.commoncrawl[kind]} listing"
+    shell:
+        "{PY} corpus.sources --config {input.config} cc-listing --output {output.listing} > {log} 2>&1"
+
+
+rule corpus_cc_download:
+    input:
+        config=CONFIG_FILE,
+        listing=rules.corpus_cc_listing.output.listing,
+    output:
+        warc=temp(CORPUS / f"download/shard-{{shard}}.{CORPUS_CFG['commoncrawl']['kind']}.gz"),
+    params:
+        commoncrawl=CORPUS_CFG["commoncrawl"],
+    log:
+        RESULTS / "logs/corpus/cc_download_{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_cc_download_{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=60,
+    message:
+        "Downloading Common Crawl file {wildcards.shard} of {params.commoncrawl[crawl]}"
+    shell:
+        "{PY} corpus.sources --config {input.config} cc-file --listing {input.listing}"
+        " --index {wildcards.shard} --output {output.warc} > {log} 2>&1"
+
+
+rule corpus_seed:
+    input:
+        unpack(corpus_seed_inputs),
+        config=CONFIG_FILE,
+    output:
+        seed=CORPUS / "seed.parquet",
+        report=CORPUS / "seed.json",
+    params:
+        seed=CORPUS_CFG["seed"],
+        args=corpus_seed_args,
+    log:
+        RESULTS / "logs/corpus/seed.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_seed.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    message:
+        "Materialising the positive seed (OpenWebMath stand-in) into {output.seed}"
+    shell:
+        "{PY} corpus.sources --config {input.config} seed {params.args} --output {output.seed}"
+        " --report {output.report} > {log} 2>&1"
+
+
+rule corpus_benchmarks:
+    input:
+        benchmarks=corpus_benchmark_inputs,
+        config=CONFIG_FILE,
+    output:
+        texts=CORPUS / "benchmarks.jsonl",
+        report=CORPUS / "benchmarks.json",
+    params:
+        benchmarks=CORPUS_CFG["benchmarks"],
+        args=corpus_benchmark_args,
+    log:
+        RESULTS / "logs/corpus/benchmarks.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_benchmarks.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    message:
+        "Collecting the benchmark texts to decontaminate against into {output.texts}"
+    shell:
+        "{PY} corpus.sources --config {input.config} benchmarks {params.args} --output {output.texts}"
+        " --report {output.report} > {log} 2>&1"
+
+
+rule corpus_extract:
+    input:
+        warc=corpus_warc,
+        config=CONFIG_FILE,
+    output:
+        docs=CORPUS / "extract/shard-{shard}.parquet",
+        signatures=CORPUS / "extract/shard-{shard}.minhash.npy",
+        stats=CORPUS / "extract/shard-{shard}.stats.json",
+    params:
+        extract=CORPUS_CFG["extract"],
+        dedup=CORPUS_CFG["dedup"],
+        seed=config.get("seed", 0),
+    log:
+        RESULTS / "logs/corpus/extract_{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_extract_{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    message:
+        "Extracting text (LaTeX kept) and MinHash signatures from shard {wildcards.shard}"
+    shell:
+        "{PY} corpus.extract --config {input.config} --input {input.warc} --shard {wildcards.shard}"
+        " --output {output.docs} --signatures {output.signatures} --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_dedup:
+    input:
+        docs=corpus_per_shard("extract/shard-{shard}.parquet"),
+        signatures=corpus_per_shard("extract/shard-{shard}.minhash.npy"),
+        config=CONFIG_FILE,
+    output:
+        removed=CORPUS / "dedup/removed.parquet",
+        stats=CORPUS / "dedup/stats.json",
+    params:
+        dedup=CORPUS_CFG["dedup"],
+    log:
+        RESULTS / "logs/corpus/dedup.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_dedup.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    message:
+        "Exact URL dedup and MinHash LSH near-dedup over all shards"
+    shell:
+        "{PY} corpus.dedup --config {input.config} --shards {input.docs} --signatures {input.signatures}"
+        " --output {output.removed} --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_pool:
+    input:
+        docs=CORPUS / "extract/shard-{shard}.parquet",
+        removed=rules.corpus_dedup.output.removed,
+        benchmarks=rules.corpus_benchmarks.output.texts,
+        config=CONFIG_FILE,
+    output:
+        pool=CORPUS / "pool/shard-{shard}.parquet",
+        report=CORPUS / "pool/shard-{shard}.decontam.jsonl",
+        dedup_stats=CORPUS / "pool/shard-{shard}.dedup.stats.json",
+        stats=CORPUS / "pool/shard-{shard}.stats.json",
+    params:
+        decontamination=CORPUS_CFG["decontamination"],
+    log:
+        RESULTS / "logs/corpus/pool_{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_pool_{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    message:
+        "Applying dedup and decontaminating shard {wildcards.shard} into the candidate pool"
+    shell:
+        "{PY} corpus.pool --config {input.config} --shard {wildcards.shard} --input {input.docs}"
+        " --removed {input.removed} --benchmarks {input.benchmarks} --output {output.pool}"
+        " --report {output.report} --dedup-stats {output.dedup_stats} --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_train:
+    input:
+        unpack(corpus_train_prev),
+        seed=rules.corpus_seed.output.seed,
+        pool=corpus_per_shard("pool/shard-{shard}.parquet"),
+        config=CONFIG_FILE,
+    output:
+        model=CORPUS / "round{round}/classifier.bin",
+        stats=CORPUS / "round{round}/train.json",
+    params:
+        classifier=CORPUS_CFG["classifier"],
+        seed=config.get("seed", 0),
+        prev=corpus_flags(corpus_train_prev),
+    log:
+        RESULTS / "logs/corpus/train_round{round}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_train_round{round}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    message:
+        "Training round {wildcards.round}'s fastText math classifier"
+    shell:
+        "{PY} corpus.classifier --config {input.config} train --round {wildcards.round} {params.prev}"
+        " --seed-docs {input.seed} --pool {input.pool} --output {output.model} --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_score:
+    input:
+        unpack(corpus_score_prev),
+        model=CORPUS / "round{round}/classifier.bin",
+        pool=CORPUS / "pool/shard-{shard}.parquet",
+        config=CONFIG_FILE,
+    output:
+        scores=CORPUS / "round{round}/scores/shard-{shard}.parquet",
+        stats=CORPUS / "round{round}/scores/shard-{shard}.stats.json",
+    params:
+        prev=corpus_flags(corpus_score_prev),
+    log:
+        RESULTS / "logs/corpus/score_round{round}_{shard}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_score_round{round}_{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    message:
+        "Scoring shard {wildcards.shard} with round {wildcards.round}'s classifier"
+    shell:
+        "{PY} corpus.classifier --config {input.config} score --round {wildcards.round} {params.prev}"
+        " --shard {wildcards.shard} --model {input.model} --pool {input.pool} --output {output.scores}"
+        " --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_select:
+    input:
+        unpack(corpus_select_prev),
+        scores=corpus_round_scores,
+        config=CONFIG_FILE,
+    output:
+        kept=CORPUS / "round{round}/kept.parquet",
+        positives=CORPUS / "round{round}/positives.parquet",
+        domains=CORPUS / "round{round}/domains.json",
+        state=CORPUS / "round{round}/state.json",
+        stats=CORPUS / "round{round}/select.stats.json",
+    params:
+        select=CORPUS_CFG["select"],
+        domains=CORPUS_CFG["domains"],
+        rounds=CORPUS_CFG["rounds"],
+        prev=corpus_flags(corpus_select_prev),
+    log:
+        RESULTS / "logs/corpus/select_round{round}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_select_round{round}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    message:
+        "Round {wildcards.round}: keeping top pages, discovering math domains and paths, testing convergence"
+    shell:
+        "{PY} corpus.rounds --config {input.config} --round {wildcards.round} {params.prev}"
+        " --scores {input.scores} --kept {output.kept} --positives {output.positives}"
+        " --domains {output.domains} --state {output.state} --stats {output.stats} > {log} 2>&1"
+
+
+rule corpus_final:
+    input:
+        kept=CORPUS / f"round{CORPUS_LAST_ROUND}/kept.parquet",
+        pool=corpus_per_shard("pool/shard-{shard}.parquet"),
+        config=CONFIG_FILE,
+    output:
+        final=directory(CORPUS / "final"),
+    params:
+        output=CORPUS_CFG["output"],
+        last_round=CORPUS_LAST_ROUND,
+    log:
+        RESULTS / "logs/corpus/final.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_final.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    message:
+        "Writing the mined corpus (round {params.last_round}'s kept set) to {output.final}"
+    shell:
+        "{PY} corpus.export --config {input.config} final --kept {input.kept} --pool {input.pool}"
+        " --output {output.final} > {log} 2>&1"
+
+
+rule corpus_web_text:
+    input:
+        pool=corpus_per_shard("pool/shard-{shard}.parquet"),
+        config=CONFIG_FILE,
+    output:
+        web_text=directory(CORPUS / "web_text"),
+    params:
+        output=CORPUS_CFG["output"],
+    log:
+        RESULTS / "logs/corpus/web_text.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_web_text.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    message:
+        "Writing the unfiltered web text (deduplicated, decontaminated) to {output.web_text}"
+    shell:
+        "{PY} corpus.export --config {input.config} web_text --pool {input.pool} --output {output.web_text} > {log} 2>&1"
+
+
+rule corpus_funnel:
+    input:
+        stats=corpus_funnel_stats(),
+        states=expand(str(CORPUS / "round{round}/state.json"), round=CORPUS_ROUNDS),
+        decontam=corpus_per_shard("pool/shard-{shard}.decontam.jsonl"),
+        config=CONFIG_FILE,
+    output:
+        json=CORPUS / "funnel.json",
+        markdown=CORPUS / "funnel.md",
+    log:
+        RESULTS / "logs/corpus/funnel.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_funnel.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    message:
+        "Building the corpus funnel table from the stats files"
+    shell:
+        "{PY} corpus.funnel --config {input.config} --stats {input.stats} --states {input.states}"
+        " --decontam {input.decontam} --json {output.json} --markdown {output.markdown} > {log} 2>&1"
+
+
+rule corpus:
+    input:
+        final=rules.corpus_final.output.final,
+        web_text=rules.corpus_web_text.output.web_text,
+        funnel=rules.corpus_funnel.output.json,
+    message:
+        "The mined math corpus, the unfiltered web text and the funnel are ready"
