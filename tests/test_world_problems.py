@@ -13,7 +13,8 @@ from world.execute import run_programs
 from world.problem import Problem, ToolStep, near_key
 from world.problems import ProblemSettings, generate, main, verify
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
 SMALL = ProblemSettings(sft=240, rl=80, test_gsm8k=60, test_math=60)
 PROBLEM_FIELDS = {"problem_id", "family", "subject", "level", "question", "answer", "cot", "pot", "tool"}
 _PYTHON = re.compile(r"```python\n(.*?)\n```", re.DOTALL)
@@ -195,7 +196,7 @@ def test_sandbox_backend_agrees_with_batch(world):
 
 def test_cli_writes_the_four_splits(tmp_path):
     out = tmp_path / "problems"
-    main(["--config", "config/smoke.yaml", "--out-dir", str(out), "--set", "world.problems.sft=30",
+    main(["--config", str(ROOT / "config/smoke.yaml"), "--out-dir", str(out), "--set", "world.problems.sft=30",
           "--set", "world.problems.rl=10", "--set", "world.problems.test_gsm8k=5", "--set", "world.problems.test_math=5"])
     for split, n in (("sft", 30), ("rl", 10), ("test_gsm8k", 5), ("test_math", 5)):
         assert len((out / f"{split}.jsonl").read_text().splitlines()) == n
@@ -218,3 +219,11 @@ def test_template_knob_restricts_problems_and_is_checked():
         ProblemSettings.from_config({"templates": ["math.calculus"]})
     with pytest.raises(ValueError, match="no math template"):
         ProblemSettings.from_config({"templates": ["gsm.chain"]})
+
+
+def test_schema_lists_exactly_the_templates():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "config/schema/world.schema.yaml").read_text())
+    listed = schema["properties"]["problems"]["properties"]["templates"]["items"]["enum"]
+    assert sorted(listed) == sorted({**gsm.TEMPLATES, **mathlike.TEMPLATES})

@@ -19,7 +19,8 @@ from world.web import WebSettings, build_web, crawl_date, main, read_test_items,
 
 warcio_iter = pytest.importorskip("warcio.archiveiterator", reason="warcio (the independent reader) not installed")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
 SETTINGS = WebSettings(pages=400, domains=16, shards=3, seed_pages=30, contaminated_pages=6)
 LABEL_KEYS = {"url", "is_math", "domain", "dup_cluster", "contaminated"}
 
@@ -255,7 +256,7 @@ def test_cli_reads_the_test_files(tmp_path, test_items):
     (problems / "test_math.jsonl").write_text("".join(json.dumps(r) + "\n" for r in math))
     assert len(read_test_items(problems / "test_gsm8k.jsonl", problems / "test_math.jsonl")) == len(test_items)
     out = tmp_path / "web"
-    main(["--config", "config/smoke.yaml", "--out-dir", str(out), "--test-gsm8k", str(problems / "test_gsm8k.jsonl"),
+    main(["--config", str(ROOT / "config/smoke.yaml"), "--out-dir", str(out), "--test-gsm8k", str(problems / "test_gsm8k.jsonl"),
           "--test-math", str(problems / "test_math.jsonl"), "--set", "world.web.pages=120",
           "--set", "world.web.domains=10", "--set", "world.web.seed_pages=5"])
     run = json.loads((out / "run.json").read_text())
