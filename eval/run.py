@@ -16,6 +16,9 @@ shared grader (eval.grader.grade_many), group each problem's sampled answers int
   (model, benchmark, data, k, temperature, top_p, seed, format, prompt layout, max_new_tokens, grader
   version), status counts and, where problems have subjects/levels (MATH), the breakdown.
 
+Generated chunks are kept in OUT/.partial/ until both files are written, so a killed run resumes
+(`ChunkCache`) and ends with the same files as an uninterrupted one.
+
 A completion cut at `max_new_tokens` ("length") counts only with an explicitly stated answer (the
 grader's `truncated=True`), never with whatever number it happened to end on (status `truncated`).
 Tool-integrated (`--format tool`) generation runs the model's ```python blocks in the sandbox and
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import re
 import time
@@ -275,6 +279,56 @@ def generate_traces(generator, prompts: list[str], *, n: int, temperature: float
     return traces
 
 
+class ChunkCache:
+    """Generated chunks kept in OUT/.partial/ so that a killed evaluation resumes where it stopped.
+
+    Each file holds the traces of one chunk of problems under a key: a hash of everything that decides
+    them (the run's fingerprint - model files, generation settings - plus the chunk's prompts and first
+    index). A chunk whose key differs is generated again. The folder goes once both outputs are written.
+    """
+
+    def __init__(self, out: Path, fingerprint: str):
+        self.dir = Path(out) / ".partial"
+        self.fingerprint = fingerprint
+        self.resumed = 0
+
+    def key(self, prompts: list[str], start: int) -> str:
+        blob = json.dumps([self.fingerprint, start, prompts], ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def load(self, start: int, key: str) -> tuple[list[Trace], list[list[Trace]]] | None:
+        path = self.dir / f"chunk-{start:07d}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if data.get("key") != key:
+            return None
+        self.resumed += 1
+        return [Trace(**t) for t in data["greedy"]], [[Trace(**t) for t in row] for row in data["sampled"]]
+
+    def save(self, start: int, key: str, greedy: list[Trace], sampled: list[list[Trace]]) -> None:
+        from pipeline.io import write_json
+
+        write_json(self.dir / f"chunk-{start:07d}.json", {
+            "key": key, "greedy": [asdict(t) for t in greedy], "sampled": [[asdict(t) for t in row] for row in sampled]})
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_fingerprint(s: EvalSettings) -> str:
+    """Hash of what decides the generated text: the model's files and the generation settings."""
+    model = Path(s.model)
+    files = sorted((str(f.relative_to(model)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in model.rglob("*") if f.is_file()) if model.is_dir() else []
+    gen = {k: getattr(s, k) for k in ("n", "temperature", "top_p", "format", "max_new_tokens", "few_shot", "prompt",
+                                      "seed", "max_tool_calls", "code_timeout", "backend", "generator_options")}
+    return hashlib.sha256(json.dumps([s.model, files, gen], sort_keys=True, default=str).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Grading
 
@@ -357,15 +411,24 @@ def run_eval(s: EvalSettings) -> dict:
     gen_opts = dict(top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=stop, tool=s.format == "tool",
                     max_tool_calls=s.max_tool_calls, run_code=run_code, code_timeout=s.code_timeout,
                     decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+    cache = ChunkCache(Path(s.out), run_fingerprint(s))
     t_gen = time.perf_counter()
     for start in tqdm(range(0, len(prompts), s.chunk_size), desc=f"generate {s.benchmark}", unit="chunk"):
         chunk = prompts[start:start + s.chunk_size]
-        greedy += [row[0] for row in generate_traces(generator, chunk, n=1, temperature=0.0, seed=s.seed + start,
-                                                     **{**gen_opts, "top_p": 1.0})]
-        if s.n:
-            sampled += generate_traces(generator, chunk, n=s.n, temperature=s.temperature, seed=s.seed + start,
-                                       **gen_opts)
+        key = cache.key(chunk, start)
+        done = cache.load(start, key)
+        if done is None:
+            g = [row[0] for row in generate_traces(generator, chunk, n=1, temperature=0.0, seed=s.seed + start,
+                                                   **{**gen_opts, "top_p": 1.0})]
+            smp = generate_traces(generator, chunk, n=s.n, temperature=s.temperature, seed=s.seed + start,
+                                  **gen_opts) if s.n else []
+            cache.save(start, key, g, smp)
+            done = (g, smp)
+        greedy += done[0]
+        sampled += done[1]
     gen_s = time.perf_counter() - t_gen
+    if cache.resumed:
+        log.info("resumed %d generated chunks from %s", cache.resumed, cache.dir)
 
     # Grade everything in one call (the grader parallelises), greedy first then samples problem-major.
     flat = greedy + [t for row in sampled for t in row]
@@ -404,6 +467,7 @@ def run_eval(s: EvalSettings) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     write_run_record(out, "eval", settings=settings)
+    cache.clear()
     log.info("%s/%s: greedy %.3f  pass@k %s  maj@k %s  (%d problems, %.0fs)", s.model, s.benchmark,
              metrics["greedy"] or 0.0, _fmt(metrics["pass@k"]), _fmt(metrics["maj@k"]), len(problems),
              metrics["wall_s"])

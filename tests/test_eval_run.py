@@ -298,3 +298,52 @@ def test_per_checkpoint_overrides_and_seed_from_config(tmp_path):
     assert (s.n, s.few_shot, s.prompt, s.seed) == (0, 2, "plain", 7)
     with pytest.raises(Exception, match="per_checkpoint"):
         load_config(cfg_path, ["eval.per_checkpoint.bogus={n: 1}"])
+
+
+class CrashingGenerator(ScriptedGenerator):
+    """The scripted model, killed after `survive` generate() calls."""
+
+    def __init__(self, survive):
+        super().__init__()
+        self.survive = survive
+
+    def generate(self, prompts, **kw):
+        if len(self.calls) >= self.survive:
+            raise KeyboardInterrupt("killed")
+        return super().generate(prompts, **kw)
+
+
+def test_killed_run_resumes_from_generated_chunks(monkeypatch, tiny_tokenizer_dir, data_file, tmp_path):
+    args = ["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file), "--n", "4",
+            "--k", "1,4", "--chunk-size", "2"]
+    whole = ScriptedGenerator()
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: whole)
+    eval_run.main(args + ["--out", str(tmp_path / "whole")])
+
+    crash = CrashingGenerator(survive=3)  # chunk 0 (greedy + sampled) done, killed inside chunk 1
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: crash)
+    with pytest.raises(KeyboardInterrupt):
+        eval_run.main(args + ["--out", str(tmp_path / "resumed")])
+    assert [p.name for p in (tmp_path / "resumed" / ".partial").iterdir()] == ["chunk-0000000.json"]
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+
+    again = ScriptedGenerator()
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: again)
+    eval_run.main(args + ["--out", str(tmp_path / "resumed")])
+    assert len(again.calls) == 2  # only chunk 1 was generated
+    assert not (tmp_path / "resumed" / ".partial").exists()
+    assert ((tmp_path / "whole" / "samples.jsonl").read_text()
+            == (tmp_path / "resumed" / "samples.jsonl").read_text())
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
+    for key in ("greedy", "pass@k", "maj@k", "status_counts"):
+        assert a[key] == b[key]
+
+    # a different setting invalidates the kept chunks
+    crash = CrashingGenerator(survive=2)
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: crash)
+    with pytest.raises(KeyboardInterrupt):
+        eval_run.main(args + ["--out", str(tmp_path / "t"), "--temperature", "0.9"])
+    again = ScriptedGenerator()
+    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: again)
+    eval_run.main(args + ["--out", str(tmp_path / "t"), "--temperature", "0.5"])
+    assert len(again.calls) == 4
