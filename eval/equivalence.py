@@ -20,7 +20,7 @@ import logging
 import re
 from fractions import Fraction
 
-from eval.normalize import Atom, atom_key, clean
+from eval.normalize import LHS, Atom, atom_key, clean
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ def structure(s: str):
         return ("union", tuple(structure(u) for u in union))
     if _THOUSANDS.match(s):
         return ("atom", s)
+    lhs = LHS.match(s)
+    if lhs and s[lhs.end() :].lstrip().startswith(("(", "[", "\\{")):
+        return structure(s[lhs.end() :])  # `x \in [0, 1]`, `S = \{1, 2\}`
     enclosed = _enclosing(s)
     if enclosed:
         opener, closer, inside = enclosed
@@ -228,7 +231,7 @@ def _compare_atoms(p: Atom, g: Atom, use_sympy: bool) -> bool | None:
             return p.value == g.value
         if g.kind == "choice" and p.kind == "latex":
             return False
-    if p.text == g.text and p.percent == g.percent:
+    if p.kind == g.kind and p.value == g.value and p.percent == g.percent:
         return True
     if p.kind in ("number", "latex") and g.kind in ("number", "latex"):
         if not use_sympy:
@@ -280,4 +283,4 @@ def _as_latex(a: Atom) -> str:
     if a.kind == "number":
         v = a.value
         return f"\\frac{{{v.numerator}}}{{{v.denominator}}}" if v.denominator != 1 else str(v.numerator)
-    return a.text
+    return str(a.value)

@@ -155,6 +155,25 @@ def group_equivalent(answers: Sequence[str | None], *, timeout: float = DEFAULT_
     return ids
 
 
+_MODULES = ("grader.py", "answer_extraction.py", "normalize.py", "equivalence.py", "sympy_compare.py",
+            "worker_pool.py", "sandbox.py", "sandbox_child.py")
+
+
+def __getattr__(name: str):
+    """`GRADER_VERSION`: a hash of the grader's sources, recorded beside every score (computed lazily)."""
+    if name == "GRADER_VERSION":
+        import hashlib
+        from pathlib import Path
+
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for module in _MODULES:
+            h.update(module.encode() + b"\0" + (here / module).read_bytes())
+        globals()["GRADER_VERSION"] = version = f"sha256:{h.hexdigest()[:16]}"
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _extract(completion: str, truncated: bool) -> str | None:
     if truncated and not (completion and has_explicit_answer(completion)):
         return None

@@ -30,11 +30,11 @@ _DROP = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathstrut|bigl|bigr|Bigl|Bigr|big|Big|"
     r"biggl|biggr|bigg|Bigg)(?![A-Za-z])|\\left\.|\\right\.|\\left(?![A-Za-z])|\\right(?![A-Za-z])"
 )
-_SPACES = re.compile(r"\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
+_SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\bdegrees?\b")
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\percent\b|\bpercent\b)\s*$")
 _CURRENCY = re.compile(r"\\\$|\$|\\(?:dollar|pounds|euro)\b|\b(?:USD|usd|dollars?|cents?|rs\.?|INR)\b|[€£¥₹]")
-_LHS = re.compile(r"^\s*\\?[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*(?:=|\\in(?![A-Za-z]))(?!=)\s*")
+LHS = re.compile(r"^\s*\\?[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*(?:=|\\in(?![A-Za-z]))(?!=)\s*")
 # A trailing run of unit words: `cm^2`, `square feet`, `km/h`, `dollars per hour`.
 _UNIT_PHRASE = re.compile(r"(?:[A-Za-z]+\.?(?:\^\s*\{?[23]\}?)?\s*(?:/\s*)?)+$")
 _ONE_LETTER_UNITS = {"m", "g", "s", "h", "L"}
@@ -132,7 +132,7 @@ def clean(s: str) -> str:
 def atom_key(raw: str) -> Atom:
     """Normalize one answer element and classify it (see `Atom`)."""
     s = clean(raw)
-    lhs = _LHS.match(s)
+    lhs = LHS.match(s)
     if lhs and s[lhs.end() :].strip():
         s = s[lhs.end() :].strip()
     s = _CURRENCY.sub(" ", s).strip()
