@@ -263,6 +263,14 @@ def test_cli_reads_the_test_files(tmp_path, test_items):
     assert len(_labels(out)) == run["stats"]["records"] > 120
 
 
+def test_a_broken_test_file_is_named(tmp_path):
+    good, bad = tmp_path / "g.jsonl", tmp_path / "m.jsonl"
+    good.write_text(json.dumps({"question": "q?", "answer": "a\n#### 1"}) + "\n")
+    bad.write_text(json.dumps({"problem": "p?", "solution": "s"}) + "\n" + json.dumps({"problem": "p2"}) + "\n")
+    with pytest.raises(ValueError, match=r"m\.jsonl:2: .*solution"):
+        read_test_items(good, bad)
+
+
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="CC-MAIN"):
         crawl_date("2024-10")

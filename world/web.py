@@ -243,11 +243,20 @@ def web_stats(domains: list[Domain], pages: list[Page], labels: list[dict], seed
 
 
 def read_test_items(gsm8k_path: Path, math_path: Path) -> list[tuple[str, str]]:
-    """(question, solution) of every test problem, from the GSM8K- and MATH500-schema files."""
+    """(question, solution) of every test problem, from the GSM8K- and MATH500-schema files.
+
+    A record without its question or solution text raises (naming file and line): the web must know
+    every test problem to keep its clean pages free of them.
+    """
     from pipeline.io import read_jsonl
 
-    items = [(r["question"], r["answer"]) for r in read_jsonl(gsm8k_path)]
-    items += [(r["problem"], r["solution"]) for r in read_jsonl(math_path)]
+    items = []
+    for path, keys in ((gsm8k_path, ("question", "answer")), (math_path, ("problem", "solution"))):
+        for line, rec in enumerate(read_jsonl(path), 1):
+            missing = [k for k in keys if not isinstance(rec.get(k), str) or not rec[k].strip()]
+            if missing:
+                raise ValueError(f"{path}:{line}: test record without {missing} (expected keys {list(keys)})")
+            items.append((rec[keys[0]], rec[keys[1]]))
     if not items:
         raise ValueError(f"no test problems in {gsm8k_path} or {math_path}")
     return items
