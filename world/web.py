@@ -11,7 +11,7 @@ world/prose.py. On top of the original pages:
 - a seed of math pages' text from only the first `seed_domain_fraction` of the math domains, so
   later rounds must discover the rest (paper §2.1, domain discovery).
 
-Writes `shard-XXXX.warc.gz` (world/warc.py), `labels.jsonl` (one line per WARC response record:
+Writes `shard-{i:04d}.warc.gz` (world/warc.py), `labels.jsonl` (one line per WARC response record:
 url, is_math, domain, dup_cluster, contaminated, plus crawl, shard, record_id, page_kind, path_kind,
 in_seed, dup_kind, templates) and `seed.jsonl` (`{url, text}`). The pipeline never reads the labels;
 tests and benchmarks score the corpus stage against them. Math pages never show a test problem or a
