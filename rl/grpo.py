@@ -28,8 +28,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-
 from pipeline.config import results_dir, setup, stage_parser
 from pipeline.io import read_jsonl, write_json, write_run_record
 from rl.logprobs import token_logprobs
@@ -108,7 +106,8 @@ def _check_resume(out: Path, fp: dict) -> None:
     write_json(saved, fp)
 
 
-def run(cfg: dict, init: str, out: str | Path) -> dict:
+def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) -> dict:
+    """Train from `init` into `out` (see the module docstring); `on_step_end` adds loop callbacks."""
     from pipeline.generation import build_generator
     from pipeline.models import load_model, load_tokenizer, save
     from pipeline.training import OptimConfig, TrainLoop
@@ -116,9 +115,13 @@ def run(cfg: dict, init: str, out: str | Path) -> dict:
     rc, gc = cfg["rl"], dict(cfg.get("generation") or {})
     out = Path(out)
     t_start = time.perf_counter()
-    _check_resume(out, _fingerprint(cfg, init))
+    from accelerate import PartialState
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    state = PartialState()  # rank and world size under `accelerate launch` (DDP); one process otherwise
+    if state.is_main_process:
+        _check_resume(out, _fingerprint(cfg, init))
+    state.wait_for_everyone()
+    device = state.device
     tokenizer = load_tokenizer(init)
     policy = load_model(init, device=device)
     policy.train()
@@ -142,7 +145,7 @@ def run(cfg: dict, init: str, out: str | Path) -> dict:
         updates_per_batch=rc["updates_per_batch"], temperature=rc["temperature"], top_p=rc["top_p"],
         max_new_tokens=rc["max_new_tokens"], stop=stop_strings(rc["format"], tokenizer, chat=chat), fmt=rc["format"],
         supervision=rc["supervision"], step_reward=rc["step_reward"], adv_eps=rc["adv_eps"],
-        seed=int(cfg.get("seed", 0)))
+        seed=int(cfg.get("seed", 0)), rank=state.process_index, world_size=state.num_processes)
     rewards = RewardFunction(rc["rewards"], workers=rc["grader_workers"], timeout=rc["grader_timeout"])
     source = RolloutSource(prompts, policy, reference, generator, tokenizer, rewards, settings)
 
@@ -150,7 +153,7 @@ def run(cfg: dict, init: str, out: str | Path) -> dict:
                                                  if rc["algorithm"] == "grpo" else {}))
     holder: dict = {}
     reset = ReferenceReset(reference, lambda: holder["loop"].unwrapped_model(), rc["ref_reset_every"])
-    callbacks = [reset, _StepLog()]
+    callbacks = [reset, _StepLog(), *(on_step_end or [])]
     if backend == "vllm":
         callbacks.append(lambda step, m: generator.update_weights(holder["loop"].unwrapped_model()))
     optim = OptimConfig(lr=rc["lr"], weight_decay=rc["weight_decay"], schedule=rc["lr_schedule"],
@@ -164,6 +167,9 @@ def run(cfg: dict, init: str, out: str | Path) -> dict:
     source.policy = loop.unwrapped_model()
     generator.update_weights(source.policy)  # after a resume, the restored weights
     last = loop.run()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return {}
 
     save(loop.unwrapped_model(), tokenizer, out / "model")
     summary = summarize(out / "metrics.jsonl")

@@ -130,6 +130,8 @@ class RolloutSettings:
     step_reward: str = "arithmetic"
     adv_eps: float = 1e-4
     seed: int = 0
+    rank: int = 0  # data-parallel rank: each rank takes its share of every step's questions
+    world_size: int = 1
 
 
 class RolloutSource:
@@ -144,7 +146,9 @@ class RolloutSource:
             raise ValueError(f"supervision must be 'outcome' or 'process', got {s.supervision!r}")
         if s.supervision == "process" and s.step_reward not in STEP_REWARDS:
             raise ValueError(f"unknown step reward {s.step_reward!r}: registered are {sorted(STEP_REWARDS)}")
-        n_rows = s.prompts_per_step * s.group_size
+        if s.prompts_per_step % s.world_size:
+            raise ValueError(f"prompts_per_step={s.prompts_per_step} must be divisible by the {s.world_size} processes")
+        n_rows = s.prompts_per_step // s.world_size * s.group_size
         if s.micro_batches < 1 or s.micro_batches > n_rows:
             raise ValueError(f"micro_batches must be in 1..{n_rows} (rows per rollout), got {s.micro_batches}")
         self.prompts, self.policy, self.reference = prompts, policy, reference
@@ -181,20 +185,21 @@ class RolloutSource:
         return torch.randperm(len(self.prompts), generator=self.rng).tolist()
 
     def _next_prompts(self) -> list[int]:
-        """The next prompts_per_step prompt indices; reshuffles at each epoch boundary."""
+        """This rank's share of the next prompts_per_step prompt indices; reshuffles at each epoch boundary.
+        Every rank walks the same order (same RNG), so together they cover each step's questions once."""
         picked = []
         while len(picked) < self.s.prompts_per_step:
             if self.cursor >= len(self.order):
                 self.order, self.cursor, self.epoch = self._permutation(), 0, self.epoch + 1
             picked.append(self.order[self.cursor])
             self.cursor += 1
-        return picked
+        return picked[self.s.rank::self.s.world_size]
 
     # -- one rollout batch -------------------------------------------------------------------------
     def rollout(self) -> list[RolloutBatch]:
         s, G = self.s, self.s.group_size
         idx = self._next_prompts()
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng)) + s.rank
         t0 = time.perf_counter()
         outs = self.generator.generate([self.prompts[i].prompt for i in idx], n=G, temperature=s.temperature,
                                        top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=s.stop, seed=seed)

@@ -1,0 +1,52 @@
+# Reinforcement learning (DeepSeekMath §4): GRPO from the SFT checkpoint on the RL questions, against
+# rule-based rewards from the shared grader. `snakemake rl` builds results/<name>/rl/model.
+# Beside the model, rl/metrics.jsonl (one row per step) and rl/run.json; rl/checkpoints/ lets a killed
+# job resume where it stopped (deliberately not declared, so Snakemake keeps it when the job fails).
+import sys
+
+# The rl section with schema defaults filled in; every key goes into `params`, so a changed key reruns
+# exactly this rule (params rerun-trigger).
+RL = validate_config(dict(config), source="snakemake config")["rl"]
+RL_PROMPT_FILES = [f.replace("{results}", str(RESULTS)) for f in RL["prompt_files"]]
+RL_GPUS = int(RL["resources"]["gpus"])
+# More than one GPU: one process per GPU through accelerate (DDP); else the interpreter itself.
+RL_LAUNCH = (
+    f"{shlex.quote(sys.executable)} -m accelerate.commands.launch --num_processes {RL_GPUS} -m"
+    if RL_GPUS > 1
+    else PY
+)
+
+
+rule grpo:
+    input:
+        model=RESULTS / "sft/mined/model",
+        prompts=RL_PROMPT_FILES,
+        config=CONFIG_FILE,
+    output:
+        model=directory(RESULTS / "rl/model"),
+    params:
+        rl=RL,
+        generation=config.get("generation", {}),
+        seed=config.get("seed", 0),
+        out=RESULTS / "rl",
+    log:
+        RESULTS / "logs/rl/grpo.log",
+    benchmark:
+        RESULTS / "benchmarks/rl/grpo.tsv"
+    threads: stage_threads()
+    resources:
+        gpu=RL_GPUS,
+        mem_mb=RL["resources"]["mem_mb"],
+        runtime=RL["resources"]["runtime"],
+    message:
+        "GRPO: {params.rl[steps]} steps of {params.rl[prompts_per_step]} questions x G={params.rl[group_size]} from {input.model}"
+    shell:
+        "{RL_LAUNCH} rl.grpo --config {input.config} --init {input.model} --out {params.out}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule rl:
+    input:
+        rules.grpo.output.model,
+    message:
+        "The RL checkpoint is ready: {input}"
