@@ -18,13 +18,15 @@ Two layouts:
   solved exemplars in the same layout, separated by blank lines. Generation stops at the next
   "Question:" (`stop_strings`).
 
-`chat=None` picks chat when the tokenizer has a chat template. The exemplars are our own short problems
-(a mix of GSM8K-like and MATH-like), one list per format; callers may pass their own.
+`chat=None` picks chat when the tokenizer has a chat template. The default exemplars are our own short
+problems (a mix of GSM8K-like and MATH-like), one list per format; callers may pass their own, e.g. solved
+problems of the same distribution read with `load_exemplars` (the world's sft split).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 FORMATS = ("cot", "pot", "tool")
 
@@ -72,6 +74,30 @@ EXEMPLARS: dict[str, list[tuple[str, str]]] = {
               "The answer is $\\boxed{8}$."),
     ],
 }
+
+
+def load_exemplars(path: str | Path, fmt: str, count: int) -> list[tuple[str, str]]:
+    """The first `count` (question, response) pairs of a JSONL of solved problems whose records have
+    `question` and a response in field `fmt` (the problem records of docs/CONTRACTS.md)."""
+    import json
+
+    _check_format(fmt)
+    shots: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if len(shots) >= count:
+                break
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: bad JSON in the few-shot exemplar file: {e}") from e
+            if isinstance(rec, dict) and isinstance(rec.get("question"), str) and isinstance(rec.get(fmt), str):
+                shots.append((rec["question"], rec[fmt]))
+    if len(shots) < count:
+        raise ValueError(f"{path}: {count} few-shot exemplars with 'question' and {fmt!r} wanted, found {len(shots)}")
+    return shots
 
 
 def _check_format(fmt: str) -> None:

@@ -43,14 +43,14 @@ from tqdm import tqdm
 
 from eval.benchmarks import FieldMap, HubSpec, load_benchmark
 from eval.metrics import DEFAULT_MAJ_SUBSETS, GREEDY_INDEX, NO_ANSWER, metrics_from_samples
-from eval.prompts import FORMATS, build_prompt, has_chat_template, stop_strings
+from eval.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
 
 log = logging.getLogger("eval")
 
 # Built-in defaults; the config's `eval:` section and then the command line override them.
 DEFAULTS = {
     "n": 64, "k": [1, 4, 16, 64], "temperature": 0.7, "top_p": 1.0, "format": "cot", "max_new_tokens": 1024,
-    "few_shot": 0, "prompt": "auto", "limit": None, "seed": 0, "chunk_size": 16, "grader_workers": 1,
+    "few_shot": 0, "few_shot_file": None, "prompt": "auto", "limit": None, "seed": 0, "chunk_size": 16, "grader_workers": 1,
     "grader_timeout": 5.0, "code_timeout": 10.0, "maj_subsets": DEFAULT_MAJ_SUBSETS, "max_tool_calls": 3,
 }
 
@@ -71,6 +71,7 @@ class EvalSettings:
     format: str = "cot"
     max_new_tokens: int = 1024
     few_shot: int = 0
+    few_shot_file: str | None = None  # JSONL of solved problems to take exemplars from (else eval.prompts')
     prompt: str = "auto"  # auto | chat | plain
     limit: int | None = None
     seed: int = 0
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="cot, pot or tool [cot]")
     p.add_argument("--max-new-tokens", type=int, help="per completion [1024]")
     p.add_argument("--few-shot", type=int, help="solved exemplars before the question [0]")
+    p.add_argument("--few-shot-file", help="JSONL of solved problems (question + cot/pot/tool) to take the "
+                                           "exemplars from [eval.prompts' own]")
     p.add_argument("--prompt", choices=["auto", "chat", "plain"],
                    help="prompt layout: chat template, plain Question/Answer, or auto (chat if the tokenizer has one)")
     p.add_argument("--limit", type=int, help="evaluate only the first N problems")
@@ -165,6 +168,10 @@ def config_settings(cfg: dict | None, checkpoint: str | None = None) -> dict:
     if checkpoint:
         values.update((ecfg.get("per_checkpoint") or {}).get(checkpoint) or {})
     values["k"] = parse_k(values["k"])
+    if values.get("few_shot_file") and cfg is not None:
+        from pipeline.config import results_dir
+
+        values["few_shot_file"] = str(values["few_shot_file"]).replace("{results}", str(results_dir(cfg)))
     return values
 
 
@@ -324,7 +331,8 @@ def run_fingerprint(s: EvalSettings) -> str:
     model = Path(s.model)
     files = sorted((str(f.relative_to(model)), f.stat().st_size, f.stat().st_mtime_ns)
                    for f in model.rglob("*") if f.is_file()) if model.is_dir() else []
-    gen = {k: getattr(s, k) for k in ("n", "temperature", "top_p", "format", "max_new_tokens", "few_shot", "prompt",
+    gen = {k: getattr(s, k) for k in ("n", "temperature", "top_p", "format", "max_new_tokens", "few_shot",
+                                      "few_shot_file", "prompt",
                                       "seed", "max_tool_calls", "code_timeout", "backend", "generator_options")}
     return hashlib.sha256(json.dumps([s.model, files, gen], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -397,7 +405,9 @@ def run_eval(s: EvalSettings) -> dict:
     problems = bench.problems
     tokenizer = load_tokenizer(s.model)
     chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[s.prompt]
-    prompts = [build_prompt(p.question, s.format, tokenizer, s.few_shot, chat=chat) for p in problems]
+    exemplars = load_exemplars(s.few_shot_file, s.format, s.few_shot) if s.few_shot and s.few_shot_file else None
+    prompts = [build_prompt(p.question, s.format, tokenizer, s.few_shot, chat=chat, exemplars=exemplars)
+               for p in problems]
     stop = stop_strings(s.format, tokenizer, chat=chat)
     log.info("%s on %s: %d problems, n=%d, T=%.2f, format=%s, %s prompts, %d-shot", s.model, s.benchmark,
              len(problems), s.n, s.temperature, s.format, "chat" if chat else "plain", s.few_shot)
@@ -456,7 +466,8 @@ def run_eval(s: EvalSettings) -> dict:
         # the exact settings behind them
         "model": s.model, "benchmark": s.benchmark, "n": scores.pop("n"), "k": scores.pop("k"),
         "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed, "format": s.format,
-        "prompt_layout": "chat" if chat else "plain", "few_shot": s.few_shot, "max_new_tokens": s.max_new_tokens,
+        "prompt_layout": "chat" if chat else "plain", "few_shot": s.few_shot, "few_shot_file": s.few_shot_file,
+        "max_new_tokens": s.max_new_tokens,
         "stop": stop, "backend": s.backend, "grader_version": grader_version(), "data": bench.summary(),
         # diagnostics, status counts, MATH breakdown
         **scores,

@@ -72,3 +72,19 @@ def test_every_exemplar_states_its_answer_the_way_its_format_asks():
                 assert "\\boxed{" in answer
             if fmt == "tool":
                 assert "```output" in answer
+
+
+def test_exemplars_from_a_file_of_solved_problems(tmp_path):
+    from eval.prompts import load_exemplars
+
+    path = tmp_path / "sft.jsonl"
+    path.write_text("\n".join([
+        '{"question": "1+1?", "cot": "So \\\\boxed{2}", "pot": "```python\\nprint(2)\\n```"}',
+        '{"question": "no response here"}',
+        '{"question": "2+2?", "cot": "So \\\\boxed{4}"}',
+    ]) + "\n")
+    assert load_exemplars(path, "cot", 2) == [("1+1?", "So \\boxed{2}"), ("2+2?", "So \\boxed{4}")]
+    with pytest.raises(ValueError, match="2 few-shot exemplars with 'question' and 'pot' wanted, found 1"):
+        load_exemplars(path, "pot", 2)
+    p = build_prompt("3+3?", "cot", few_shot=2, exemplars=load_exemplars(path, "cot", 2))
+    assert p.count("Question: ") == 3 and "So \\boxed{4}\n\nQuestion: 3+3?" in p

@@ -25,14 +25,18 @@ def eval_checkpoints():
     return names
 
 
-def eval_model_dir(wildcards):
-    return RESULTS / EVAL_MODEL_DIRS[wildcards.checkpoint]
-
-
-def eval_benchmark_data(wildcards):
-    """The benchmark's local file as an input (e.g. the world's test split); nothing for a hub dataset."""
+def evaluate_inputs(wildcards):
+    """The model folder (a directory() output of a training rule), the benchmark's local file where it
+    has one (e.g. the world's test split; none for a hub dataset), the few-shot exemplar file where the
+    settings name one, and the config."""
+    inputs = {"model": RESULTS / EVAL_MODEL_DIRS[wildcards.checkpoint], "config": CONFIG_FILE}
     data = EVAL_BENCHMARKS[wildcards.benchmark].get("data")
-    return [data.replace("{results}", str(RESULTS))] if data else []
+    if data:
+        inputs["data"] = data.replace("{results}", str(RESULTS))
+    shots = config_settings(config, wildcards.checkpoint)
+    if shots["few_shot"] and shots["few_shot_file"]:
+        inputs["exemplars"] = shots["few_shot_file"]
+    return inputs
 
 
 def eval_params(wildcards):
@@ -68,9 +72,7 @@ EVAL_DIR = "eval/{{checkpoint,{}}}/{{benchmark,{}}}".format(
 
 rule evaluate:
     input:
-        model=eval_model_dir,
-        data=eval_benchmark_data,
-        config=CONFIG_FILE,
+        unpack(evaluate_inputs),
     output:
         samples=RESULTS / EVAL_DIR / "samples.jsonl",
         metrics=RESULTS / EVAL_DIR / "metrics.json",
