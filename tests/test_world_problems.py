@@ -227,3 +227,15 @@ def test_schema_lists_exactly_the_templates():
     schema = yaml.safe_load((ROOT / "config/schema/world.schema.yaml").read_text())
     listed = schema["properties"]["problems"]["properties"]["templates"]["items"]["enum"]
     assert sorted(listed) == sorted({**gsm.TEMPLATES, **mathlike.TEMPLATES})
+
+
+def test_train_splits_pass_the_sft_decontamination(world):
+    """sft.data drops an example whose question + response shares a clean_ngram-gram with a test question."""
+    decontaminate = pytest.importorskip("corpus.decontaminate", reason="corpus.decontaminate not importable")
+    records, stats = world
+    questions = [r["question"] for r in records["test_gsm8k"]] + [r["problem"] for r in records["test_math"]]
+    matcher = decontaminate.NgramMatcher.from_texts((("test", q) for q in questions), n=SMALL.clean_ngram, min_exact=3)
+    for r in _train(records):
+        for fmt in ("cot", "pot", "tool"):
+            assert matcher.find(r["question"] + "\n" + r[fmt]) is None, (r["question"], fmt)
+    assert set(stats["ngram_redraws"]) == {"sft", "rl"}

@@ -198,6 +198,19 @@ def _clean_questions(labels, rows):
                 yield html.unescape(m.group(1) or m.group(2)).replace("\\(", "$").replace("\\)", "$")
 
 
+def test_decontamination_finds_exactly_the_contaminated_pages(web, test_items):
+    """The corpus stage's rule on extracted text: clean pages share no n-gram with a test text."""
+    decontaminate = pytest.importorskip("corpus.decontaminate", reason="corpus.decontaminate not importable")
+    from resiliparse.extract.html2text import extract_plain_text
+
+    out, _ = web
+    texts = [("test", t) for item in test_items for t in item]
+    matcher = decontaminate.NgramMatcher.from_texts(texts, n=ProblemSettings().clean_ngram, min_exact=3)
+    for lab, (_, body) in zip(_labels(out), _responses_warcio(out)):
+        found = matcher.find(extract_plain_text(body, main_content=False))
+        assert (found is not None) == lab["contaminated"], (lab["url"], found)
+
+
 def test_seed_covers_only_part_of_the_math_domains(web):
     out, stats = web
     labels = _labels(out)

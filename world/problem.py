@@ -47,6 +47,12 @@ class Problem:
     gsm_solution: str | None = None  # GSM8K-style solution with <<a+b=c>> and "#### N" (gsm8k only)
 
 
+def problem_text(p: Problem) -> str:
+    """All text a problem's record shows (question, CoT, PoT, tool reasoning and code), for n-gram checks."""
+    return "\n".join([p.question, p.cot, p.program, p.tool_end]
+                     + [part for s in p.tool_steps for part in (s.text, s.code)])
+
+
 def boxed_sentence(answer: str) -> str:
     """The fixed last line of every CoT and tool solution."""
     return f"The answer is \\boxed{{{answer}}}"

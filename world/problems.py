@@ -8,7 +8,9 @@ from world/gsm.py, MATH-like symbolic ones from world/mathlike.py.
 
 - Disjoint splits: the test splits are drawn first; a problem whose `near_key` (same numbers, same
   wording up to names and objects) is already taken is redrawn, so no test problem or near-copy of one
-  is in sft or rl, and sft and rl do not share problems either.
+  is in sft or rl, and sft and rl do not share problems either. sft/rl problems that share a 10-gram
+  with a test question (the paper's decontamination rule, §2.1) are redrawn as well: with one phrasing
+  per operation and one-digit numbers, different problems often do, and the SFT stage would drop them.
 - Verified answers: every PoT program and every tool code block is executed (world/execute.py); a
   problem whose PoT output differs from its gold answer, or whose code blocks print something other
   than the template computed, is skipped and counted (`rejected` in run.json). Tool solutions carry
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from world import gsm, mathlike
 from world.execute import BACKENDS, run_programs
-from world.problem import GSM8K, MATH, Problem, near_key, pot_text, tool_text
+from world.problem import GSM8K, MATH, Problem, near_key, pot_text, problem_text, tool_text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class ProblemSettings:
     max_steps: int = 3  # difficulty knob: steps per problem, 1..3
     max_number: int = 9  # difficulty knob: largest operand a template draws
     templates: tuple[str, ...] | None = None  # which templates to use (None: all of both families)
+    clean_ngram: int = 20  # sft/rl share no n-gram of this many words with a test question (0: no check)
+    clean_min_exact: int = 3  # test texts shorter than clean_ngram words but this long match exactly
     executor: str = "batch"  # world/execute.py backend
     exec_timeout: float = 5.0
     exec_memory_mb: int = 1024
@@ -85,15 +89,17 @@ class ProblemSettings:
 class ProblemSampler:
     """Draws problems of one family uniformly over its (template, steps) cells, avoiding `forbidden` keys.
 
-    With `unique=True` every drawn key joins `forbidden` (the set is shared between splits). A cell
-    whose draws keep hitting taken keys is retired; when every cell is retired the space is too small
-    for the sizes asked and a clear error says so.
+    With `unique=True` every drawn key joins `forbidden` (the set is shared between splits). A problem
+    that `matcher` (a corpus.decontaminate.NgramMatcher) finds in its text is redrawn too, and counted
+    in `ngram_rejects`. A cell whose draws keep being redrawn is retired; when every cell is retired
+    the space is too small for the sizes asked and a clear error says so.
     """
 
     def __init__(self, rng: random.Random, family: str, templates: list[str], max_steps: int, max_number: int,
-                 forbidden: set[str], unique: bool = True):
+                 forbidden: set[str], unique: bool = True, matcher=None):
         self.rng, self.family, self.max_number = rng, family, max_number
-        self.forbidden, self.unique = forbidden, unique
+        self.forbidden, self.unique, self.matcher = forbidden, unique, matcher
+        self.ngram_rejects = 0
         self.cells = [(name, ALL_TEMPLATES[name][0], steps) for name in templates
                       for steps in ALL_TEMPLATES[name][1] if steps <= max_steps]
         self.misses: Counter = Counter()
@@ -104,7 +110,11 @@ class ProblemSampler:
             name, fn, steps = cell
             problem = fn(self.rng, steps, self.max_number)
             key = near_key(problem.question)
-            if key not in self.forbidden:
+            shares_ngram = False
+            if key not in self.forbidden and self.matcher is not None:
+                shares_ngram = self.matcher.find(problem_text(problem)) is not None
+                self.ngram_rejects += shares_ngram
+            if key not in self.forbidden and not shares_ngram:
                 if self.unique:
                     self.forbidden.add(key)
                 self.misses[cell[0], steps] = 0
@@ -120,26 +130,45 @@ class ProblemSampler:
         return [self.draw() for _ in range(n)]
 
 
-def draw_splits(settings: ProblemSettings, seed: int) -> dict[str, list[Problem]]:
-    """All four splits, test first. Each split has its own RNG stream, so resizing sft leaves test as is."""
+def test_matcher(texts: list[str], n: int, min_exact: int):
+    """The corpus stage's decontamination index (paper §2.1) over test texts; None when n is 0."""
+    if n <= 0:
+        return None
+    from corpus.decontaminate import NgramMatcher
+
+    return NgramMatcher.from_texts((("world_test", t) for t in texts), n=n, min_exact=min(min_exact, n))
+
+
+def draw_splits(settings: ProblemSettings, seed: int) -> tuple[dict[str, list[Problem]], dict[str, int]]:
+    """All four splits, test first, and the n-gram redraws per split.
+
+    Each split has its own RNG stream, so resizing sft leaves test as is. sft and rl problems are
+    redrawn when they share a `clean_ngram`-gram with a test question, the rule the SFT and corpus
+    stages decontaminate with, so that decontamination finds nothing to drop in them.
+    """
     taken: set[str] = set()
 
-    def sampler(split: str, family: str) -> ProblemSampler:
+    def sampler(split: str, family: str, matcher=None) -> ProblemSampler:
         rng = random.Random(f"{seed}:world.problems:{split}:{family}")
         return ProblemSampler(rng, family, settings.family_templates(family), settings.max_steps,
-                              settings.max_number, taken)
+                              settings.max_number, taken, matcher=matcher)
 
     splits = {
         "test_gsm8k": sampler("test", GSM8K).sample(settings.test_gsm8k),
         "test_math": sampler("test", MATH).sample(settings.test_math),
     }
+    matcher = test_matcher([p.question for s in ("test_gsm8k", "test_math") for p in splits[s]],
+                           settings.clean_ngram, settings.clean_min_exact)
+    redraws = {}
     for split in ("sft", "rl"):
         n = getattr(settings, split)
         n_math = round(n * settings.math_fraction)
-        problems = sampler(split, GSM8K).sample(n - n_math) + sampler(split, MATH).sample(n_math)
+        gsm_sampler, math_sampler = sampler(split, GSM8K, matcher), sampler(split, MATH, matcher)
+        problems = gsm_sampler.sample(n - n_math) + math_sampler.sample(n_math)
         random.Random(f"{seed}:world.problems:{split}:order").shuffle(problems)
         splits[split] = problems
-    return splits
+        redraws[split] = gsm_sampler.ngram_rejects + math_sampler.ngram_rejects
+    return splits, redraws
 
 
 def verify(splits: dict[str, list[Problem]], settings: ProblemSettings) -> tuple[dict[str, list[tuple[Problem, str]]], Counter]:
@@ -214,7 +243,7 @@ def split_records(kept: dict[str, list[tuple[Problem, str]]]) -> dict[str, list[
 def generate(settings: ProblemSettings, seed: int) -> tuple[dict[str, list[dict]], dict]:
     """Draw, verify and format every split. Returns (records per split, stats)."""
     t0 = time.perf_counter()
-    splits = draw_splits(settings, seed)
+    splits, ngram_redraws = draw_splits(settings, seed)
     t_draw = time.perf_counter() - t0
     kept, rejected = verify(splits, settings)
     t_exec = time.perf_counter() - t0 - t_draw
@@ -223,6 +252,7 @@ def generate(settings: ProblemSettings, seed: int) -> tuple[dict[str, list[dict]
         "sizes": {s: len(kept[s]) for s in SPLITS},
         "rejected": sum(rejected.values()),
         "rejected_reasons": dict(rejected),
+        "ngram_redraws": ngram_redraws,
         "grader_disagreements_test": grader_disagreements(test_problems),
         "templates": {s: dict(sorted(Counter(p.template for p, _ in kept[s]).items())) for s in SPLITS},
         "levels": {s: dict(sorted(Counter(p.level for p, _ in kept[s]).items())) for s in SPLITS},

@@ -65,15 +65,18 @@ _OPENERS = ["Last week", "This spring", "On {day}", "In {month}", "Earlier today
 
 def _sentence(rng: random.Random, topic: str) -> str:
     subjects, verbs, objects = _TOPICS[topic]
-    opener = rng.choice(_OPENERS).format(day=rng.choice(DAYS), month=rng.choice(MONTHS))
-    patterns = [
-        f"{opener}, {rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.",
-        f"{rng.choice(subjects).capitalize()} {rng.choice(verbs)} {rng.choice(objects)} in {rng.choice(CITIES)}.",
-        f"Many people say that {rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.",
-        f"It was a {rng.choice(_ADJECTIVES)} day, and {rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.",
-        f"{rng.choice(PEOPLE)[0]} from {rng.choice(CITIES)} thinks {rng.choice(objects)} matters most.",
-    ]
-    return rng.choice(patterns)
+    subject, verb, obj = rng.choice(subjects), rng.choice(verbs), rng.choice(objects)
+    pattern = rng.randrange(5)
+    if pattern == 0:
+        opener = rng.choice(_OPENERS).format(day=rng.choice(DAYS), month=rng.choice(MONTHS))
+        return f"{opener}, {subject} {verb} {obj}."
+    if pattern == 1:
+        return f"{subject.capitalize()} {verb} {obj} in {rng.choice(CITIES)}."
+    if pattern == 2:
+        return f"Many people say that {subject} {verb} {obj}."
+    if pattern == 3:
+        return f"It was a {rng.choice(_ADJECTIVES)} day, and {subject} {verb} {obj}."
+    return f"{rng.choice(PEOPLE)[0]} from {rng.choice(CITIES)} thinks {obj} matters most."
 
 
 def paragraph(rng: random.Random, topic: str, sentences: tuple[int, int] = (3, 6)) -> str:

@@ -29,16 +29,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from world import gsm, mathlike
 from world.pages import TOPICS, lecture_notes, problem_set, qa_thread, render_html, slug, worked_problem
-from world.problem import Problem, near_key
+from world.problem import Problem, near_key, problem_text
+from world.problems import ALL_TEMPLATES, FAMILIES, ProblemSettings, test_matcher, world_seed
 from world.prose import NONMATH_KINDS, Content
 from world.sites import Domain, Section, allocate_pages, make_domains
 from world.warc import WebRecord, write_warc
 
 log = logging.getLogger(__name__)
-
-TEMPLATES = {**gsm.TEMPLATES, **mathlike.TEMPLATES}
 
 
 @dataclass(frozen=True)
@@ -91,19 +89,28 @@ def crawl_date(name: str) -> datetime:
 
 
 class MathDrawer:
-    """Fresh problems of a given template whose near_key is not a test problem's."""
+    """Fresh problems of a given template that are neither a test problem's near-copy (`near_key`) nor
+    share an n-gram with a test question or solution (`matcher`, the corpus stage's decontamination rule),
+    so the corpus stage's decontamination has only the contaminated pages to find."""
 
-    def __init__(self, rng: random.Random, forbidden: set[str], max_steps: int, max_number: int):
+    def __init__(self, rng: random.Random, forbidden: set[str], max_steps: int, max_number: int, matcher=None):
         self.rng, self.forbidden, self.max_steps, self.max_number = rng, forbidden, max_steps, max_number
+        self.matcher = matcher
+        self.ngram_rejects = 0
 
     def draw(self, template: str) -> Problem:
-        fn, supported = TEMPLATES[template]
+        fn, supported = ALL_TEMPLATES[template]
         steps_choices = [s for s in supported if s <= self.max_steps] or [min(supported)]
         for _ in range(200):
             p = fn(self.rng, self.rng.choice(steps_choices), self.max_number)
-            if near_key(p.question) not in self.forbidden:
-                return p
-        raise ValueError(f"{template}: every draw is a test problem; the difficulty settings leave no room")
+            if near_key(p.question) in self.forbidden:
+                continue
+            if self.matcher is not None and self.matcher.find(problem_text(p)) is not None:
+                self.ngram_rejects += 1
+                continue
+            return p
+        raise ValueError(f"{template}: every draw is a test problem or shares an n-gram with one; "
+                         "the difficulty settings leave no room")
 
 
 def math_content(rng: random.Random, kind: str, domain: Domain, drawer: MathDrawer) -> tuple[Content, list[str]]:
@@ -174,16 +181,19 @@ def add_duplicates(rng: random.Random, pages: list[Page], settings: WebSettings)
 
 
 def build_web(settings: WebSettings, seed: int, test_items: list[tuple[str, str]], max_steps: int,
-              max_number: int, templates: list[str] | None = None) -> tuple[list[list[WebRecord]], list[dict], list[dict], dict]:
+              max_number: int, templates: list[str] | None = None, clean_ngram: int = 20,
+              clean_min_exact: int = 3) -> tuple[list[list[WebRecord]], list[dict], list[dict], dict]:
     """Everything but the writing: (records per shard, labels in record order, seed rows, stats).
 
     `templates` (default: all) are the problem templates the math pages are about; pass the problem
-    family's, so the web's math is the downstream task's math.
+    family's, so the web's math is the downstream task's math. Clean math pages share no
+    `clean_ngram`-gram with a test question or solution (0: no such check).
     """
     rng = random.Random(f"{seed}:world.web")
-    domains = make_domains(rng, settings.domains, sorted(templates or TEMPLATES), settings.seed_domain_fraction)
+    domains = make_domains(rng, settings.domains, sorted(templates or ALL_TEMPLATES), settings.seed_domain_fraction)
     allocate_pages(rng, domains, settings.pages, settings.math_fraction)
-    drawer = MathDrawer(rng, {near_key(q) for q, _ in test_items}, max_steps, max_number)
+    matcher = test_matcher([t for item in test_items for t in item], clean_ngram, clean_min_exact)
+    drawer = MathDrawer(rng, {near_key(q) for q, _ in test_items}, max_steps, max_number, matcher)
     pages = plan_pages(rng, domains, settings, drawer, test_items)
     by_domain: dict[str, list[str]] = {}
     for p in pages:
@@ -217,6 +227,7 @@ def build_web(settings: WebSettings, seed: int, test_items: list[tuple[str, str]
     for label in labels:
         label["in_seed"] = label["url"] in seed_urls and label["dup_kind"] != "near_dup"
     stats = web_stats(domains, pages, labels, seed_rows)
+    stats["ngram_redraws"] = drawer.ngram_rejects
     return shards, labels, seed_rows, stats
 
 
@@ -285,7 +296,6 @@ def write_web(out: Path, shards: list[list[WebRecord]], labels: list[dict], seed
 def main(argv: list[str] | None = None) -> None:
     from pipeline.config import load_config, results_dir, setup_logging, stage_parser
     from pipeline.io import write_run_record
-    from world.problems import FAMILIES, ProblemSettings, world_seed
 
     parser = stage_parser("Generate the embedded default's web (WARC shards, labels, seed).")
     parser.add_argument("--test-gsm8k", required=True, help="test_gsm8k.jsonl from world.problems")
@@ -302,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     test_items = read_test_items(Path(args.test_gsm8k), Path(args.test_math))
     templates = [t for family in FAMILIES for t in problems.family_templates(family)]
     shards, labels, seed_rows, stats = build_web(settings, seed, test_items, problems.max_steps, problems.max_number,
-                                                 templates)
+                                                 templates, problems.clean_ngram, problems.clean_min_exact)
     t_build = time.perf_counter() - t0
     stats["shard_bytes"] = write_web(out, shards, labels, seed_rows, settings.crawls, seed)
     stats.update(build_s=round(t_build, 3), wall_s=round(time.perf_counter() - t0, 3))

@@ -47,7 +47,7 @@ rule world_web:
         seed=WORLD_WEB / "seed.jsonl",
     params:
         web=WORLD["web"],
-        difficulty={k: WORLD["problems"][k] for k in ("max_steps", "max_number", "templates")},
+        problems={k: WORLD["problems"][k] for k in ("max_steps", "max_number", "templates", "clean_ngram", "clean_min_exact")},
         seed=WORLD_SEED,
         out=WORLD_WEB,
     log:
