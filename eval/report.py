@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
     p = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment config (e.g. results/tiny/config.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set results_root=/scratch/results")
     p.add_argument("--out", help="report.md path [results/<name>/report.md]")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grader-workers", type=int, help="processes for grading [1]")
     p.add_argument("--grader-timeout", type=float, help="seconds per answer comparison [5]")
     p.add_argument("--code-timeout", type=float, help="seconds per program run (PoT, tool-integrated) [10]")
+    p.add_argument("--max-tool-calls", type=int, help="code blocks run per tool-integrated completion [3]")
     p.add_argument("--maj-subsets", type=int, help="random K-subsets averaged for Maj@K when n > K [200]")
     p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
     p.add_argument("--checkpoint", help="stage name (pretrain, sft, rl, ...): apply the config's eval.per_checkpoint "
@@ -195,8 +196,8 @@ def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings
                "split": bench.get("split", "test"), "schema": bench.get("schema", "auto")}
     fields = FieldMap.parse(args.fields).__dict__ if args.fields else bench.get("fields")
     gen_opts = dict((cfg or {}).get("generation") or {})
-    backend = args.backend or gen_opts.pop("backend", None) or "hf"
-    gen_opts.pop("backend", None)
+    backend = args.backend or gen_opts.get("backend") or "hf"
+    gen_opts.pop("backend", None)  # the rest (batch_size, dtype, vLLM memory, ...) goes to build_generator
     settings = EvalSettings(model=str(args.model), benchmark=args.benchmark, out=str(args.out),
                             data=str(data) if data else None, schema=args.schema or bench.get("schema", "auto"),
                             fields=fields, hub=hub, backend=backend, generator_options=gen_opts, **values)
