@@ -201,15 +201,17 @@ def verify(splits: dict[str, list[Problem]], settings: ProblemSettings) -> tuple
 
 
 def grader_disagreements(problems: list[Problem]) -> int | None:
-    """How many gold answers eval.grader does not find equivalent to themselves (None: no grader yet)."""
+    """How many gold CoTs eval.grader does not grade correct against their own gold answer (None: no
+    grader importable). Zero means the grader extracts and parses every gold answer form we write."""
     try:
-        from eval.grader import is_equivalent
+        from eval.grader import grade_many
     except ImportError:
         log.info("eval.grader not importable; gold answers checked by exact match with program output only")
         return None
-    bad = [p.answer for p in problems if not is_equivalent(p.answer, p.answer)]
-    for answer in bad[:10]:
-        log.warning("eval.grader cannot match gold answer %r with itself", answer)
+    verdicts = grade_many([(p.cot, p.answer) for p in problems])
+    bad = [(p.answer, v.status) for p, v in zip(problems, verdicts) if not v.correct]
+    for answer, status in bad[:10]:
+        log.warning("eval.grader does not accept gold answer %r from its own solution (%s)", answer, status)
     return len(bad)
 
 
