@@ -342,31 +342,11 @@ def run_fingerprint(s: EvalSettings) -> str:
 # Grading
 
 
-# The evaluation harness's own modules; every other loaded eval.* module is part of the grader.
-_HARNESS_MODULES = {"eval", "eval.__main__", "eval.run", "eval.metrics", "eval.benchmarks", "eval.prompts",
-                    "eval.report"}
-
-
 def grader_version() -> str:
-    """eval.grader.GRADER_VERSION if it defines one, else a hash of the grader's source files (the grader
-    module, every eval.* module it loaded, and the sandbox)."""
-    import importlib.util
-    import sys
+    """The shared grader's version (a hash of its sources), recorded beside every score."""
+    from eval.grader import GRADER_VERSION
 
-    import eval.grader as grader
-
-    version = getattr(grader, "GRADER_VERSION", None)
-    if version:
-        return str(version)
-    files = {Path(m.__file__).resolve() for name, m in list(sys.modules.items())
-             if name.startswith("eval.") and name not in _HARNESS_MODULES and getattr(m, "__file__", None)}
-    spec = importlib.util.find_spec("eval.sandbox")
-    if spec is not None and spec.origin:
-        files.add(Path(spec.origin).resolve())
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return f"sha256:{h.hexdigest()[:16]}"
+    return str(GRADER_VERSION)
 
 
 def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float,
