@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.prompts import build_prompt, user_message
-from sft.mixture import expand_results
 from sft.formats import FORMATS, check_response, gsm8k_solution_to_cot, masked_spans
+from sft.mixture import expand_results
 from sft.packing import IGNORE, TokenizedExample
 
 log = logging.getLogger(__name__)

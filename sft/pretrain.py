@@ -28,7 +28,15 @@ from pipeline.models import load_tokenizer
 from pipeline.training import TrainLoop
 from sft.mixture import Mixture, SourceSpec, TextSource
 from sft.packing import DocumentPacker, collate_rows
-from sft.recipe import Throughput, config_key, dist_info, finish, guard_resume, load_or_build_model, optim_config
+from sft.recipe import (
+    Throughput,
+    config_key,
+    dist_info,
+    finish,
+    guard_resume,
+    load_or_build_model,
+    optim_config,
+)
 
 log = logging.getLogger(__name__)
 

@@ -46,9 +46,9 @@ def ensure_chat_template(tokenizer):
     return tokenizer
 
 
-def training_texts(corpus: str | Path, problems: str | Path, max_docs: int | None = None) -> Iterator[str]:
-    """The corpus documents (up to `max_docs`), then every SFT problem's question and responses, then the
-    prompt instructions of each format."""
+def training_texts(corpus: str | Path, problems: list[str | Path], max_docs: int | None = None) -> Iterator[str]:
+    """The corpus documents (up to `max_docs`), then the SFT records' text (the world's question/cot/pot/tool
+    fields, or every string field of records without them), then the prompt instructions of each format."""
     n_docs = 0
     for path in local_files(corpus):
         texts, bad = read_texts(path, "text")
@@ -60,37 +60,52 @@ def training_texts(corpus: str | Path, problems: str | Path, max_docs: int | Non
             n_docs += 1
             yield t
     n_problems = 0
-    for rec in read_jsonl(problems):
-        for key in ("question", *FORMATS):
-            if isinstance(rec.get(key), str):
-                yield rec[key]
-        n_problems += 1
+    for path in problems:
+        for rec in _records(Path(path)):
+            keys = [k for k in ("question", *FORMATS) if k in rec] or list(rec)  # world fields, else all
+            yield from (rec[k] for k in keys if isinstance(rec[k], str))
+            n_problems += 1
     for fmt in FORMATS:
         yield user_message("", fmt)
     log.info("tokenizer training texts: %d corpus documents, %d SFT problems", n_docs, n_problems)
 
 
-def build_tokenizer(cfg: dict, corpus: str | Path, problems: str | Path):
+def _records(path: Path) -> Iterator[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    else:
+        yield from read_jsonl(path)
+
+
+def build_tokenizer(cfg: dict, corpus: str | Path | None, problems: list[str | Path]):
     """Train (or load, for `tokenizer.pretrained`) the run's tokenizer from the `tokenizer:` config."""
     tcfg = cfg["tokenizer"]
     if tcfg.get("pretrained"):
         return ensure_chat_template(load_tokenizer(tcfg["pretrained"]))
+    if corpus is None or not problems:
+        raise ValueError("training a tokenizer needs --corpus and at least one --problems file "
+                         "(or set tokenizer.pretrained to use a base model's tokenizer)")
     return train_tokenizer(training_texts(corpus, problems, tcfg.get("max_corpus_docs")),
                            vocab_size=tcfg["vocab_size"], min_frequency=tcfg["min_frequency"])
 
 
 def main(argv: list[str] | None = None) -> None:
     p = stage_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--corpus", required=True, help="mined corpus: folder of Parquet shards (column text)")
-    p.add_argument("--problems", required=True, help="SFT problems JSONL (world/problems/sft.jsonl)")
+    p.add_argument("--corpus", help="mined corpus: folder of Parquet shards, column text (not needed with "
+                   "tokenizer.pretrained)")
+    p.add_argument("--problems", action="append", default=[],
+                   help="SFT data file (JSONL/Parquet, e.g. world/problems/sft.jsonl); repeatable")
     p.add_argument("--out", required=True, help="output folder (save_pretrained format)")
     args = p.parse_args(argv)
     cfg = setup(args)
     tok = build_tokenizer(cfg, args.corpus, args.problems)
     with atomic_path(args.out) as tmp:
         tok.save_pretrained(tmp)
-        write_run_record(tmp, "sft.tokenizer", cfg, vocab_size=len(tok), corpus=str(args.corpus),
-                         problems=str(args.problems))
+        write_run_record(tmp, "sft.tokenizer", cfg, vocab_size=len(tok), corpus=args.corpus,
+                         problems=args.problems)
     log.info("saved tokenizer (%d tokens) to %s", len(tok), args.out)
 
 

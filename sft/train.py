@@ -22,7 +22,15 @@ from pipeline.models import load_tokenizer
 from pipeline.training import TrainLoop
 from sft.data import prepare
 from sft.packing import IGNORE, SFTBatches, supports_packed_attention
-from sft.recipe import Throughput, config_key, dist_info, finish, guard_resume, load_or_build_model, optim_config
+from sft.recipe import (
+    Throughput,
+    config_key,
+    dist_info,
+    finish,
+    guard_resume,
+    load_or_build_model,
+    optim_config,
+)
 
 log = logging.getLogger(__name__)
 
