@@ -189,7 +189,7 @@ class VLLMGenerator(Generator):
 
     def __init__(self, model, tokenizer=None, *, dtype: str = "auto", gpu_memory_utilization: float = 0.3,
                  kv_cache_memory_bytes: int | None = None, max_model_len: int | None = None,
-                 tensor_parallel_size: int = 1, seed: int = 0, **_ignored):
+                 tensor_parallel_size: int = 1, seed: int = 0, enforce_eager: bool = False, **_ignored):
         try:
             from vllm import LLM
         except ImportError as e:
@@ -200,7 +200,7 @@ class VLLMGenerator(Generator):
         if not isinstance(model, (str, os.PathLike)):
             raise TypeError("the vllm backend loads models by path or hub id (save the model first)")
         kwargs = dict(model=str(model), dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
-                      enable_prefix_caching=True)
+                      enable_prefix_caching=True, enforce_eager=enforce_eager)
         if kv_cache_memory_bytes:
             kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
         else:
@@ -210,9 +210,13 @@ class VLLMGenerator(Generator):
         self.llm = LLM(**kwargs)
 
     def update_weights(self, model) -> None:
-        """Push the policy's weights into the running engine (RL: after every update)."""
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        self.llm.collective_rpc(_load_weights_into_worker, args=(state,))
+        """Push the policy's weights into the running engine (RL: after every update).
+
+        Uses the workers' in-place `reload_weights`, which re-applies vLLM's post-load weight processing
+        (plain `model.load_weights` breaks on layers whose parameters were repacked after loading).
+        """
+        weights = [(k, v.detach().cpu()) for k, v in model.state_dict().items()]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
 
     def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
@@ -229,8 +233,3 @@ class VLLMGenerator(Generator):
                                       finish_reason="length" if o.finish_reason == "length" else "stop"))
             results.append(row)
         return results
-
-
-def _load_weights_into_worker(worker, state):
-    """Runs inside the vLLM worker: load a state dict into its model (names as in transformers)."""
-    worker.model_runner.model.load_weights(weights=state.items())
