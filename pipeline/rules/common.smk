@@ -14,10 +14,11 @@ PY = f"{shlex.quote(sys.executable)} -m"
 # The resolved config (command-line overrides and schema defaults applied) that every stage reads. It is
 # rewritten only when its content changes, and rules take it as an `ancient` input: a changed key reruns
 # just the stages whose `params` carry that key (Snakemake's params rerun-trigger), not the whole DAG.
-_RESOLVED = yaml.safe_dump(validate_config(dict(config), source="snakemake config"), sort_keys=False)
+RESOLVED = validate_config(dict(config), source="snakemake config")  # schema defaults filled in
+_RESOLVED_TEXT = yaml.safe_dump(RESOLVED, sort_keys=False)
 _CONFIG_PATH = RESULTS / "config.yaml"
-if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED:
-    write_text(_CONFIG_PATH, _RESOLVED)
+if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED_TEXT:
+    write_text(_CONFIG_PATH, _RESOLVED_TEXT)
 CONFIG_FILE = ancient(str(_CONFIG_PATH))
 
 
