@@ -11,7 +11,7 @@ min_version("9.0")
 # deep-merged with the one given on the command line, leaking tiny's keys into every other config.)
 if not workflow.config_settings.configfiles:
 
-    configfile: "config/tiny.yaml"
+    configfile: f"{workflow.basedir}/config/tiny.yaml"
 
 
 validate(config, "config/schema.yaml")
