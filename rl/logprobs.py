@@ -1,13 +1,18 @@
-"""Per-token log-probabilities of sampled outputs: one batched forward over all rows of a rollout.
+"""Per-token log-probabilities of sampled outputs, with each question's prompt computed once per group.
 
-Row layout (built by `pack_rows`): the prompt left-padded to the longest prompt, then the output
-right-padded to the longest output, so every output token sits in the same last T columns:
+GRPO samples G outputs of the same question, so a rollout's N = P x G rows share only P distinct prompts.
+`token_logprobs` runs the model in two batched calls:
 
-    [pad pad q q q q | o o o o pad]      input_ids (N, P + T), attention_mask (N, P + T)
+1. the P prompts (left-padded), keeping their key/value cache and the logits of their last position,
+   which predict every output's first token;
+2. the N outputs (right-padded), attending to their prompt's cached keys/values, which are gathered per
+   row (`Cache.batch_select_indices`) inside the autograd graph, so gradients flow into the prompt's
+   computation exactly as in one long forward.
 
-Positions come from the attention mask (as in generation), so a left-padded row sees the same
-positions it was sampled with, and `logits_to_keep=T + 1` makes the model compute the vocabulary
-projection for the last T + 1 positions only (the prompt's logits are never needed).
+The prompt tokens are thus computed P times instead of N: with G = 8 and prompts as long as the
+outputs this is ~45% fewer tokens for the policy (forward + backward) and the reference forward.
+Positions come from the attention masks (as in generation), so every row sees the positions it was
+sampled with, and only output positions are projected to the vocabulary (`logits_to_keep`).
 """
 
 from __future__ import annotations
@@ -20,58 +25,85 @@ import torch
 
 @dataclass
 class PackedRows:
-    input_ids: torch.Tensor  # (N, P + T)
-    attention_mask: torch.Tensor  # (N, P + T)
-    position_ids: torch.Tensor  # (N, P + T)
-    completion_ids: torch.Tensor  # (N, T)
+    prompt_ids: torch.Tensor  # (P, Lp) distinct prompts, left-padded
+    prompt_mask: torch.Tensor  # (P, Lp)
+    group: torch.Tensor  # (N,) long: the prompt of each row
+    completion_ids: torch.Tensor  # (N, T) outputs, right-padded
     completion_mask: torch.Tensor  # (N, T) float: 1.0 on output tokens
 
-    def select(self, idx: torch.Tensor | slice) -> PackedRows:
-        """Rows `idx`, trimmed to the columns those rows use (less padding per micro-batch)."""
-        am, cm = self.attention_mask[idx], self.completion_mask[idx]
-        t_used = int(cm.sum(-1).max()) if cm.numel() else 0
-        t = self.completion_ids.shape[1]
-        p_cols = am[:, : am.shape[1] - t]
-        p_used = int(p_cols.sum(-1).max()) if p_cols.numel() else 0
-        start = am.shape[1] - t - p_used
-        stop = am.shape[1] - t + max(t_used, 1)
-        return PackedRows(self.input_ids[idx][:, start:stop], am[:, start:stop], self.position_ids[idx][:, start:stop],
-                          self.completion_ids[idx][:, : max(t_used, 1)], cm[:, : max(t_used, 1)])
+    @property
+    def num_rows(self) -> int:
+        return int(self.group.shape[0])
+
+    def select(self, idx: torch.Tensor) -> PackedRows:
+        """Rows `idx` with only their prompts, trimmed to the columns they use (less padding)."""
+        group = self.group[idx]
+        used, new_group = torch.unique(group, return_inverse=True)  # prompts these rows need
+        pm = self.prompt_mask[used]
+        lp = int(pm.sum(-1).max())
+        cm = self.completion_mask[idx]
+        t = max(1, int(cm.sum(-1).max()))
+        return PackedRows(self.prompt_ids[used][:, pm.shape[1] - lp:], pm[:, pm.shape[1] - lp:], new_group,
+                          self.completion_ids[idx][:, :t], cm[:, :t])
 
 
-def pack_rows(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], pad_id: int) -> PackedRows:
-    """Left-pad prompts and right-pad outputs into one (N, P + T) batch (see the module docstring)."""
-    if len(prompt_ids) != len(completion_ids):
-        raise ValueError(f"{len(prompt_ids)} prompts but {len(completion_ids)} completions")
-    n = len(prompt_ids)
-    p = max((len(x) for x in prompt_ids), default=0)
-    t = max(1, max((len(x) for x in completion_ids), default=0))
-    ids = torch.full((n, p + t), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, p + t), dtype=torch.long)
-    for i, (q, o) in enumerate(zip(prompt_ids, completion_ids)):
-        ids[i, p - len(q): p] = torch.tensor(q, dtype=torch.long)
-        mask[i, p - len(q): p] = 1
-        if o:
-            ids[i, p: p + len(o)] = torch.tensor(o, dtype=torch.long)
-            mask[i, p: p + len(o)] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    return PackedRows(ids, mask, pos, ids[:, p:].clone(), mask[:, p:].float())
+def pack_rows(prompts: Sequence[Sequence[int]], group: Sequence[int], completions: Sequence[Sequence[int]],
+              pad_id: int) -> PackedRows:
+    """Distinct prompts (left-padded) + one output per row (right-padded); `group[i]` is row i's prompt."""
+    if len(group) != len(completions):
+        raise ValueError(f"{len(group)} group indices but {len(completions)} completions")
+    if any(g < 0 or g >= len(prompts) for g in group):
+        raise ValueError(f"group indices must lie in [0, {len(prompts)})")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    lp = max(len(p) for p in prompts)
+    p_ids = torch.full((len(prompts), lp), pad_id, dtype=torch.long)
+    p_mask = torch.zeros((len(prompts), lp), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        p_ids[i, lp - len(p):] = torch.tensor(p, dtype=torch.long)
+        p_mask[i, lp - len(p):] = 1
+    t = max(1, max((len(c) for c in completions), default=0))
+    c_ids = torch.full((len(completions), t), pad_id, dtype=torch.long)
+    c_mask = torch.zeros((len(completions), t))
+    for i, c in enumerate(completions):
+        if c:
+            c_ids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+            c_mask[i, : len(c)] = 1.0
+    return PackedRows(p_ids, p_mask, torch.tensor(list(group), dtype=torch.long), c_ids, c_mask)
 
 
 def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, T) log pi(o_t | q, o_<t) of every output token (0 on padding), and optionally the policy's
-    per-token entropy (N, T), detached. Differentiable unless called under no_grad."""
-    t = rows.completion_ids.shape[1]
-    out = model(input_ids=rows.input_ids, attention_mask=rows.attention_mask, position_ids=rows.position_ids,
-                use_cache=False, logits_to_keep=t + 1)
-    logits = out.logits[:, :-1, :].float()  # (N, T, V): position P-1+t predicts output token t
+    """(N, T) log pi(o_t | q, o_<t) of every output token (0 on padding), and optionally the per-token
+    entropy of the policy (N, T), detached. Differentiable unless called under no_grad."""
+    device = next(model.parameters()).device
+    p_ids, p_mask = rows.prompt_ids.to(device), rows.prompt_mask.to(device)
+    group, c_ids = rows.group.to(device), rows.completion_ids.to(device)
+    c_mask = rows.completion_mask.to(device)
+    lp_len, t = p_ids.shape[1], c_ids.shape[1]
+
+    # 1. prompts, once each: their cache and the logits that predict each output's first token
+    p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+    out_p = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
+    cache = out_p.past_key_values
+    cache.batch_select_indices(group)  # (P, ...) -> (N, ...), differentiable gather
+    first = out_p.logits[:, -1, :][group]  # (N, V)
+
+    # 2. outputs, attending to their prompt's cache
+    mask = torch.cat([p_mask[group], c_mask.long()], dim=1)  # (N, Lp + T)
+    pos = p_mask.sum(-1)[group][:, None] + torch.arange(t, device=device)  # (N, T)
+    logits = first[:, None, :]
+    if t > 1:
+        out_c = model(input_ids=c_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
+                      past_key_values=cache, use_cache=True,
+                      cache_position=torch.arange(lp_len, lp_len + t - 1, device=device))
+        logits = torch.cat([logits, out_c.logits], dim=1)  # (N, T, V): position t predicts token t
+    logits = logits.float()
     logz = torch.logsumexp(logits, dim=-1)  # (N, T)
-    lp = logits.gather(-1, rows.completion_ids.unsqueeze(-1)).squeeze(-1) - logz  # (N, T)
-    lp = lp * rows.completion_mask
+    lp = (logits.gather(-1, c_ids.unsqueeze(-1)).squeeze(-1) - logz) * c_mask
     ent = None
     if with_entropy:
         with torch.no_grad():
             logp_all = logits - logz.unsqueeze(-1)
-            ent = -(logp_all.exp() * logp_all).sum(-1) * rows.completion_mask  # (N, T)
+            ent = -(logp_all.exp() * logp_all).sum(-1) * c_mask  # (N, T)
     return lp, ent

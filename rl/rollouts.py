@@ -11,8 +11,8 @@ micro-batches from. Each rollout batch:
    groups with no signal (all rewards equal) and those skipped for an unparseable gold;
 4. computes log pi_ref under no_grad, and log pi_old only when it differs from the policy being updated
    (mu > 1; with mu = 1, pi_old is the policy itself and the ratio is exactly 1, so no extra forward);
-5. splits the rows into `micro_batches` micro-batches (rows sorted by length, so each pads little), and
-   queues them `mu` times: mu optimizer steps per rollout batch (the paper: mu = 1).
+5. splits the rows into `micro_batches` micro-batches of whole groups (rl/logprobs.py computes each
+   question's prompt once per group), and queues them `mu` times: mu optimizer steps per rollout batch (the paper: mu = 1).
 
 The source's state (prompt order, cursor, epoch, RNG, queued micro-batches) is checkpointed with the
 loop, so a killed run resumes with the same prompts and the same samples.
@@ -102,7 +102,7 @@ class RolloutBatch:
 
     def state(self) -> dict:
         r = self.rows
-        return {"rows": [r.input_ids, r.attention_mask, r.position_ids, r.completion_ids, r.completion_mask],
+        return {"rows": [r.prompt_ids, r.prompt_mask, r.group, r.completion_ids, r.completion_mask],
                 "advantages": self.advantages, "output_weights": self.output_weights,
                 "ref_logp": self.ref_logp, "old_logp": self.old_logp, "metrics": dict(self.metrics)}
 
@@ -217,6 +217,7 @@ class RolloutSource:
         self.skipped_groups_total += int(skipped.sum())
         completion_ids = [self._with_eos(c) for c in flat]
         lengths = [len(ids) for ids in completion_ids]
+        n = len(flat)
 
         if s.supervision == "outcome":
             adv_groups = outcome_advantages(total, eps=s.adv_eps)
@@ -227,12 +228,12 @@ class RolloutSource:
         valid = (~skipped).repeat_interleave(G)  # (N,)
         n_valid = int(valid.sum())
 
-        rows = pack_rows([self._prompt_ids[i] for i in idx for _ in range(G)], completion_ids, self.pad)
+        rows = pack_rows([self._prompt_ids[i] for i in idx], [g for g in range(len(idx)) for _ in range(G)],
+                         completion_ids, self.pad)
         # Each output's weight in the loss: 1/(valid outputs), times micro_batches because the loop
         # divides each micro-batch's loss by grad_accum; the step's loss is then the mean over outputs.
         weights = valid.float() * (s.micro_batches / max(1, n_valid))
 
-        n = len(flat)
         lens = torch.tensor(lengths, dtype=torch.float)
         metrics = {
             "reward_mean": float(total[~skipped].mean()) if n_valid else 0.0,
@@ -251,12 +252,11 @@ class RolloutSource:
             metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
         self.rollouts += 1
 
-        # Sort rows by length so each micro-batch pads to similar lengths, then split evenly.
-        order = torch.argsort(lens, stable=True)
+        # Split rows in prompt-major order, so a micro-batch holds whole groups (each prompt computed once).
         batches = []
         ref_s = 0.0
-        for c in torch.tensor_split(order, s.micro_batches):
-            sub = rows.select(c)  # (n, p + t), trimmed to the columns these rows use
+        for c in torch.tensor_split(torch.arange(n), s.micro_batches):
+            sub = rows.select(c)  # only these rows' prompts, trimmed to the columns they use
             t = sub.completion_ids.shape[1]
             t2 = time.perf_counter()
             ref_logp = self._logprobs(self.reference, sub) if self.reference is not None else None
