@@ -6,7 +6,7 @@ import sys
 
 # The rl section with schema defaults filled in; every key goes into `params`, so a changed key reruns
 # exactly this rule (params rerun-trigger).
-RL = validate_config(dict(config), source="snakemake config")["rl"]
+RL = RESOLVED["rl"]
 RL_PROMPT_FILES = [f.replace("{results}", str(RESULTS)) for f in RL["prompt_files"]]
 RL_GPUS = int(RL["resources"]["gpus"])
 # More than one GPU: one process per GPU through accelerate (DDP); else the interpreter itself.
