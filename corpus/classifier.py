@@ -2,7 +2,8 @@
 
 Positives are the seed (OpenWebMath in the paper, 500K pages) plus the pages discovered under math
 URL paths in earlier rounds; negatives are random pages of the candidate pool (paper: 500K random
-Common Crawl pages). Hyperparameters come from config (paper: dim 256, lr 0.1, word n-grams 3,
+Common Crawl pages), from round 2 on drawn among the previous round's reliable negatives (pages no
+round kept; see corpus.rounds.reliable_negatives). Hyperparameters come from config (paper: dim 256, lr 0.1, word n-grams 3,
 minCount 3, epoch 3). Training data order is shuffled with the round's seed and fastText runs with
 `thread` threads: with 1 thread (and its `seed`) the model, hence every score, is deterministic.
 A page's score is P(math) from the softmax over the two labels.
@@ -114,7 +115,50 @@ class MathClassifier:
         return out
 
 
+def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, exclude_urls: pa.Array,
+                          n_negatives: int, seed: int, negative_ids: pa.Array | None = None
+                          ) -> tuple[list[str], list[str]]:
+    """(texts of discovered positives, texts of random negative pages) from the pool shards.
+
+    Negatives are drawn uniformly among the pool pages that are neither discovered positives nor
+    seed URLs (round 1: the paper's random pages), restricted to `negative_ids` when given (later
+    rounds: the previous round's reliable negatives, see corpus.rounds.reliable_negatives).
+    One shard at a time: negatives are spread over shards by a multivariate hypergeometric draw on
+    the shards' candidate counts, so memory is one shard whatever the pool size.
+    """
+    from corpus.shards import read_table
+
+    rng = np.random.default_rng(seed)
+    candidates = []
+    positives: list[str] = []
+    for path in pool:
+        table = read_table(path, ["id", "url", "text"])
+        is_pos = pc.is_in(table.column("id"), value_set=discovered_ids)
+        positives += table.filter(is_pos).column("text").to_pylist()
+        allowed = pc.invert(pc.or_(is_pos, pc.is_in(table.column("url"), value_set=exclude_urls)))
+        if negative_ids is not None:
+            allowed = pc.and_(allowed, pc.is_in(table.column("id"), value_set=negative_ids))
+        candidates.append(np.flatnonzero(allowed.to_numpy(zero_copy_only=False)))
+    sizes = np.array([len(c) for c in candidates], dtype=np.int64)
+    per_shard = rng.multivariate_hypergeometric(sizes, min(n_negatives, int(sizes.sum())))
+    negatives: list[str] = []
+    for path, cand, k in zip(pool, candidates, per_shard):
+        if k:
+            take = np.sort(rng.choice(cand, size=int(k), replace=False))
+            negatives += read_table(path, ["text"]).take(pa.array(take, pa.int64())).column("text").to_pylist()
+    return positives, negatives
+
+
 # ---------------------------------------------------------------- CLI
+
+
+def _ids(path: str | None) -> pa.Array:
+    """The `id` column of a round file (discovered positives, negatives), or no ids in round 1."""
+    from corpus.shards import read_table
+
+    if not path:
+        return pa.array([], pa.string())
+    return read_table(path, ["id"]).column("id").combine_chunks()
 
 
 def _train_main(args, cfg: dict) -> None:
@@ -132,13 +176,14 @@ def _train_main(args, cfg: dict) -> None:
     settings = FastTextSettings.from_config(ccfg, seed=rounds.round_seed(cfg["seed"], args.round))
     seed_table = read_table(args.seed_docs, ["url", "text"])
     seed_texts = seed_table.column("text").to_pylist()[: ccfg["positives"]]
-    discovered_ids = (read_table(args.prev_positives, ["id"]).column("id") if args.prev_positives
-                      else pa.array([], pa.string()))
+    discovered_ids = _ids(args.prev_positives)
     exclude_urls = pa.array(sorted({u for u in seed_table.column("url").to_pylist() if u}), pa.string())
     room = max(0, ccfg["positives"] - len(seed_texts))
     n_positives = len(seed_texts) + min(room, len(discovered_ids))
     n_negatives = min(ccfg["negatives"], max(1, round(ccfg["negative_ratio"] * n_positives)))
-    discovered, negatives = sample_training_pages(args.pool, discovered_ids, exclude_urls, n_negatives, settings.seed)
+    negative_ids = _ids(args.prev_negatives) if args.prev_negatives else None
+    discovered, negatives = sample_training_pages(args.pool, discovered_ids, exclude_urls, n_negatives, settings.seed,
+                                                  negative_ids)
     discovered = discovered[:room]
     log.info("round %d: training on %d seed + %d discovered positives and %d negatives", args.round,
              len(seed_texts), len(discovered), len(negatives))
@@ -147,33 +192,6 @@ def _train_main(args, cfg: dict) -> None:
         clf.save(tmp)
     write_json(args.stats, {"step": "train", "round": args.round, "seed_positives": len(seed_texts),
                             "discovered_positives": len(discovered), **info})
-
-
-def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, exclude_urls: pa.Array,
-                          n_negatives: int, seed: int) -> tuple[list[str], list[str]]:
-    """(texts of discovered positives, texts of random negative pages) from the pool shards.
-
-    Reads one shard at a time: negatives are spread over shards by a multivariate hypergeometric
-    draw on the shards' sizes, then drawn uniformly inside each shard among pages that are neither
-    discovered positives nor seed URLs, so memory is one shard whatever the pool size.
-    """
-    import pyarrow.parquet as pq
-
-    from corpus.shards import read_table
-
-    rng = np.random.default_rng(seed)
-    sizes = np.array([pq.ParquetFile(p).metadata.num_rows for p in pool], dtype=np.int64)
-    per_shard = rng.multivariate_hypergeometric(sizes, min(n_negatives, int(sizes.sum())))
-    positives: list[str] = []
-    negatives: list[str] = []
-    for path, k in zip(pool, per_shard):
-        table = read_table(path, ["id", "url", "text"])
-        is_pos = pc.is_in(table.column("id"), value_set=discovered_ids)
-        positives += table.filter(is_pos).column("text").to_pylist()
-        cand = table.filter(pc.invert(pc.or_(is_pos, pc.is_in(table.column("url"), value_set=exclude_urls))))
-        take = np.sort(rng.choice(cand.num_rows, size=min(int(k), cand.num_rows), replace=False))
-        negatives += cand.take(pa.array(take, pa.int64())).column("text").to_pylist()
-    return positives, negatives
 
 
 def _score_main(args, cfg: dict) -> None:
@@ -189,15 +207,17 @@ def _score_main(args, cfg: dict) -> None:
     if prev is not None and prev["converged"]:
         rounds.carry_over(args.prev_scores, args.output)
         prev_stats = StepStats.load(args.prev_stats)
+        origin = prev["carried_over_from"] or prev["round"]
         write_json(args.stats, {**prev_stats, "round": args.round,
-                                "extra": {**prev_stats["extra"], "carried_over_from": prev["carried_over_from"] or prev["round"]}})
+                                "extra": {**prev_stats["extra"], "carried_over_from": origin}})
         log.info("round %d: converged at round %d, scores carried over", args.round, prev["round"])
         return
     clf = MathClassifier.load(args.model, ccfg["classifier"]["max_tokens"])
     table = read_table(args.pool, ["id", "url", "domain", "text", "n_tokens"])
     texts = table.column("text").to_pylist()
-    scores = np.concatenate([clf.score(texts[i : i + 4096]) for i in tqdm(
-        range(0, len(texts), 4096), desc=f"score round {args.round}", disable=len(texts) < 50_000)] or [np.empty(0)])
+    batch = 4096
+    scores = np.concatenate([np.empty(0)] + [clf.score(texts[i : i + batch]) for i in tqdm(
+        range(0, len(texts), batch), desc=f"score round {args.round}", disable=len(texts) < 50_000)])
     out = table.drop_columns(["text"]).append_column("score", pa.array(scores, pa.float64()))
     with atomic_path(args.output) as tmp:
         pq.write_table(out, tmp)
@@ -222,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--seed-docs", required=True, help="seed Parquet (corpus/seed.parquet)")
     t.add_argument("--pool", nargs="+", required=True, help="pool shards (negatives, discovered positives)")
     t.add_argument("--prev-positives", help="round R-1 positives.parquet (discovered pages)")
+    t.add_argument("--prev-negatives", help="round R-1 negatives.parquet (the ids negatives are drawn from)")
     t.add_argument("--prev-model", help="round R-1 classifier (carried over when converged)")
     t.add_argument("--output", required=True, help="classifier .bin")
     t.add_argument("--stats", required=True, help="training stats JSON")

@@ -14,7 +14,8 @@ converged one and the final corpus needs no knowledge of when the loop stopped.
 
 Files of round r (under corpus/round{r}/): classifier.bin, train.json, scores/shard-*.parquet,
 kept.parquet (id, url, domain, n_tokens, score, first_round), positives.parquet (discovered pages,
-cumulative: id, url, domain, round_added), domains.json, state.json, select.stats.json.
+cumulative: id, url, domain, round_added), negatives.parquet (ids round r+1 draws its negatives
+from), domains.json, state.json, select.stats.json.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ KEPT_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("domain", p
                          ("n_tokens", pa.int64()), ("score", pa.float64()), ("first_round", pa.int64())])
 POSITIVES_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("domain", pa.string()),
                               ("round_added", pa.int64())])
+NEGATIVES_SCHEMA = pa.schema([("id", pa.string())])
 
 
 def round_seed(seed: int, round_: int) -> int:
@@ -84,9 +86,29 @@ def overlap(kept_ids: set[str], prev_ids: set[str]) -> float:
     return len(kept_ids & prev_ids) / len(kept_ids)
 
 
+def reliable_negatives(ids: list[str], scores: np.ndarray, excluded: np.ndarray, quantile: float,
+                       prev_negatives: set[str] | None) -> list[str]:
+    """Ids the next round draws its negatives from: pages scored at or below the `quantile` of this
+    round's scores, plus the previous round's reliable negatives, minus pages kept or taken as
+    positives (`excluded`).
+
+    The paper trains on random Common Crawl pages as negatives, which is right when math is rare.
+    Where math is a large share of the pages (the embedded world: ~35%), random negatives teach the
+    classifier that math it has not found yet is "other" (tiny: round-1 recall 0.19 with random
+    negatives, 1.0 with math-free ones). This is positive-unlabelled learning's "reliable negatives":
+    the low-scored part of the pool, accumulated over rounds so that pages that once scored low
+    (numeric decoys, before the classifier learns to like numbers) stay negatives. quantile 1.0 keeps
+    the paper's choice: every page not collected so far.
+    """
+    low = scores <= np.quantile(scores, quantile) if len(scores) else np.zeros(0, dtype=bool)
+    prev = prev_negatives or set()
+    return [i for i, lo, ex in zip(ids, low, excluded) if (lo or i in prev) and not ex]
+
+
 def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table | None,
-                 prev_positives: pa.Table | None) -> tuple[pa.Table, pa.Table, dict, dict]:
-    """-> (kept, positives, domains report, state) of one round from its scored pool."""
+                 prev_positives: pa.Table | None, prev_negatives: pa.Table | None = None
+                 ) -> tuple[pa.Table, pa.Table, pa.Table, dict, dict]:
+    """-> (kept, positives, negatives, domains report, state) of one round from its scored pool."""
     scores = scores.sort_by("id")
     ids = scores.column("id").to_pylist()
     s = scores.column("score").to_numpy()
@@ -129,15 +151,20 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
                      schema=POSITIVES_SCHEMA)
     positives = added if prev_positives is None else pa.concat_tables([prev_positives.cast(POSITIVES_SCHEMA), added])
 
+    pos_ids = set(positives.column("id").to_pylist())
+    negatives = pa.table({"id": reliable_negatives(
+        ids, s, keep | np.array([i in pos_ids for i in ids], dtype=bool), cfg["classifier"]["negatives_quantile"],
+        set(prev_negatives.column("id").to_pylist()) if prev_negatives is not None else None)}, schema=NEGATIVES_SCHEMA)
+
     ov = overlap(set(kept_ids), set(prev_first)) if prev_kept is not None else None
     converged = ov is not None and ov >= cfg["rounds"]["convergence_overlap"]
     state = {
         "round": round_, "kept_docs": kept.num_rows, "kept_tokens": int(n_tok[keep].sum()),
         "overlap_with_previous": ov, "converged": converged, "converged_at": round_ if converged else None,
         "carried_over_from": None, "math_domains": len(found), "new_positives": len(new_pos),
-        "positives_total": positives.num_rows,
+        "positives_total": positives.num_rows, "reliable_negatives": negatives.num_rows,
     }
-    return kept, positives, report, state
+    return kept, positives, negatives, report, state
 
 
 def _write_parquet(path: str | Path, table: pa.Table) -> None:
@@ -154,10 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prev-state", help="round R-1 state.json (absent in round 1)")
     p.add_argument("--prev-kept", help="round R-1 kept.parquet")
     p.add_argument("--prev-positives", help="round R-1 positives.parquet")
+    p.add_argument("--prev-negatives", help="round R-1 negatives.parquet")
     p.add_argument("--prev-domains", help="round R-1 domains.json (carried over when converged)")
     p.add_argument("--prev-stats", help="round R-1 select stats (carried over when converged)")
     p.add_argument("--kept", required=True)
     p.add_argument("--positives", required=True)
+    p.add_argument("--negatives", required=True, help="reliable negatives of the next round (ids)")
     p.add_argument("--domains", required=True)
     p.add_argument("--state", required=True)
     p.add_argument("--stats", required=True)
@@ -167,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     prev = load_state(args.prev_state) if args.prev_state else None
     if prev is not None and prev["converged"]:
         for src, dst in ((args.prev_kept, args.kept), (args.prev_positives, args.positives),
-                         (args.prev_domains, args.domains)):
+                         (args.prev_negatives, args.negatives), (args.prev_domains, args.domains)):
             carry_over(src, dst)
         origin = prev["carried_over_from"] or prev["round"]
         stats = StepStats.load(args.prev_stats)
@@ -180,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     scores = pa.concat_tables([read_table(f, ["id", "url", "domain", "n_tokens", "score"]) for f in args.scores])
     prev_kept = read_table(args.prev_kept) if args.prev_kept else None
     prev_pos = read_table(args.prev_positives) if args.prev_positives else None
-    kept, positives, report, state = select_round(scores, r, cfg["corpus"], prev_kept, prev_pos)
+    prev_neg = read_table(args.prev_negatives) if args.prev_negatives else None
+    kept, positives, negatives, report, state = select_round(scores, r, cfg["corpus"], prev_kept, prev_pos, prev_neg)
     total_tokens = int(pc.sum(scores.column("n_tokens")).as_py() or 0)
     stats.docs_in, stats.tokens_in = scores.num_rows, total_tokens
     stats.docs_out, stats.tokens_out = kept.num_rows, state["kept_tokens"]
@@ -191,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                                          "new_positives", "positives_total")}
     _write_parquet(args.kept, kept)
     _write_parquet(args.positives, positives)
+    _write_parquet(args.negatives, negatives)
     write_json(args.domains, report)
     stats.save(args.stats)
     write_json(args.state, state)

@@ -94,7 +94,7 @@ def corpus_prev_round(wildcards, **files):
 
 def corpus_train_prev(wildcards):
     return corpus_prev_round(wildcards, prev_state="state.json", prev_positives="positives.parquet",
-                             prev_model="classifier.bin")
+                             prev_negatives="negatives.parquet", prev_model="classifier.bin")
 
 
 def corpus_score_prev(wildcards):
@@ -104,8 +104,8 @@ def corpus_score_prev(wildcards):
 
 def corpus_select_prev(wildcards):
     return corpus_prev_round(wildcards, prev_state="state.json", prev_kept="kept.parquet",
-                             prev_positives="positives.parquet", prev_domains="domains.json",
-                             prev_stats="select.stats.json")
+                             prev_positives="positives.parquet", prev_negatives="negatives.parquet",
+                             prev_domains="domains.json", prev_stats="select.stats.json")
 
 
 def corpus_flags(prev_inputs):
@@ -368,11 +368,13 @@ rule corpus_select:
     output:
         kept=CORPUS / "round{round}/kept.parquet",
         positives=CORPUS / "round{round}/positives.parquet",
+        negatives=CORPUS / "round{round}/negatives.parquet",
         domains=CORPUS / "round{round}/domains.json",
         state=CORPUS / "round{round}/state.json",
         stats=CORPUS / "round{round}/select.stats.json",
     params:
         select=CORPUS_CFG["select"],
+        negatives_quantile=CORPUS_CFG["classifier"]["negatives_quantile"],
         domains=CORPUS_CFG["domains"],
         rounds=CORPUS_CFG["rounds"],
         prev=corpus_flags(corpus_select_prev),
@@ -388,7 +390,7 @@ rule corpus_select:
         "Round {wildcards.round}: keeping top pages, discovering math domains and paths, testing convergence"
     shell:
         "{PY} corpus.rounds --config {input.config} --round {wildcards.round} {params.prev}"
-        " --scores {input.scores} --kept {output.kept} --positives {output.positives}"
+        " --scores {input.scores} --kept {output.kept} --positives {output.positives} --negatives {output.negatives}"
         " --domains {output.domains} --state {output.state} --stats {output.stats} > {log} 2>&1"
 
 
