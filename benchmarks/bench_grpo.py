@@ -57,7 +57,7 @@ def _addition_problems(n: int, seed: int) -> list[dict]:
     out = []
     for i in range(n):
         a, b = r.randint(10, 99), r.randint(10, 99)
-        out.append({"problem_id": f"add-{seed}-{i}", "question": f"What is {a} + {b}?", "answer": str(a + b),
+        out.append({"problem_id": f"add-{seed}-{i}", "family": "add", "question": f"What is {a} + {b}?", "answer": str(a + b),
                     "cot": f"We add {a} and {b}. {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}."})
     return out
 
@@ -135,7 +135,7 @@ def _run_ours(model: Path, prompts: Path, out: Path, s: dict) -> dict:
 
     cfg = validate({"name": "bench_grpo", "results_root": str(out), "seed": 0, "threads": 1,
                     "generation": {"backend": "hf", "batch_size": PROMPTS_PER_STEP * G},
-                    "rl": {"prompt_files": [str(prompts)], "steps": s["steps"], "prompts_per_step": s["prompts_per_step"],
+                    "rl": {"prompts": [{"data": str(prompts), "schema": "problem"}], "steps": s["steps"], "prompts_per_step": s["prompts_per_step"],
                            "group_size": s["group_size"], "max_new_tokens": s["max_new_tokens"], "lr": s["lr"],
                            "beta": s["beta"], "clip_eps": s["clip_eps"], "temperature": s["temperature"],
                            "top_p": s["top_p"], "grad_clip": s["grad_clip"], "save_every": 0,
@@ -158,14 +158,13 @@ def _run_trl(model: Path, prompts: Path, out: Path, s: dict) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from eval.prompts import build_prompt
-    from pipeline.io import read_jsonl
     from pipeline.models import load_tokenizer
     from rl.rewards import RewardFunction
+    from rl.rollouts import load_prompts
 
     tok = load_tokenizer(model)
-    recs = list(read_jsonl(prompts))
-    data = Dataset.from_list([{"prompt": build_prompt(r["question"], "cot", tok), "answer": str(r["answer"])}
-                              for r in recs])
+    recs = load_prompts([{"data": str(prompts), "schema": "problem"}]).prompts
+    data = Dataset.from_list([{"prompt": build_prompt(r.question, "cot", tok), "answer": r.answer} for r in recs])
     reward = RewardFunction({"correctness": 1.0})
     stops = {tok.eos_token_id, tok.pad_token_id}
 

@@ -81,9 +81,15 @@ def build_prompts(prompt_set, tokenizer, fmt: str, few_shot: int, layout: str) -
     return prompt_set.prompts
 
 
-def resolve_prompt_files(rc: dict, cfg: dict) -> list[Path]:
-    """`rl.prompt_files`, with `{results}` standing for results/<name>."""
-    return [Path(str(f).replace("{results}", str(results_dir(cfg)))) for f in rc["prompt_files"]]
+def resolve_prompt_sources(rc: dict, cfg: dict) -> list[dict]:
+    """`rl.prompts`, with `{results}` in a `data` path standing for results/<name>."""
+    out = []
+    for src in rc["prompts"]:
+        src = dict(src)
+        if "data" in src:
+            src["data"] = str(src["data"]).replace("{results}", str(results_dir(cfg)))
+        out.append(src)
+    return out
 
 
 def _fingerprint(cfg: dict, init: str) -> dict:
@@ -130,10 +136,9 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
         reference = copy.deepcopy(policy).eval()
         reference.requires_grad_(False)
 
-    files = resolve_prompt_files(rc, cfg)
-    prompt_set = load_prompts(files, limit=rc.get("max_prompts"))
+    prompt_set = load_prompts(resolve_prompt_sources(rc, cfg), limit=rc.get("max_prompts"))
     prompts = build_prompts(prompt_set, tokenizer, rc["format"], rc["few_shot"], rc["prompt_layout"])
-    log.info("%d RL prompts from %s (skipped: %s)", len(prompts), [str(f) for f in files], prompt_set.skipped or 0)
+    log.info("%d RL prompts (records skipped per source: %s)", len(prompts), prompt_set.skipped)
 
     from eval.prompts import has_chat_template, stop_strings
 

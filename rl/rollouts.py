@@ -50,41 +50,41 @@ class RLPrompt:
 @dataclass
 class PromptSet:
     prompts: list[RLPrompt]
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped: dict[str, int] = field(default_factory=dict)  # source -> records skipped (logged with reasons)
 
 
-def load_prompts(paths: Sequence[str | Path], *, limit: int | None = None) -> PromptSet:
-    """Read RL questions from JSONL files of problem records (`question`, `answer`, `problem_id`;
-    MATH's `problem` is accepted for `question`). A record without a usable question or answer is
-    skipped, logged with its file and line, and counted by reason."""
-    from pipeline.io import read_jsonl
+def load_prompts(sources: Sequence[dict], *, limit: int | None = None) -> PromptSet:
+    """Read RL questions with evaluation's benchmark loader (eval.benchmarks.load_benchmark), so any
+    format eval reads works here: the world's problem records, GSM8K/MATH files, a hub dataset, a field map.
+
+    Each source is a dict: `data` (a local JSONL/Parquet file) or `hub` (+ `hub_configs`, `split`), and
+    optionally `schema` (default auto), `fields`, `name`. A record without a usable question or gold
+    answer is skipped by the loader, logged with its file and line, and counted here per source.
+    """
+    from eval.benchmarks import HubSpec, load_benchmark
 
     prompts: list[RLPrompt] = []
     skipped: dict[str, int] = {}
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"RL prompt file {path} does not exist")
-        for lineno, rec in enumerate(read_jsonl(path), 1):
-            question = rec.get("question", rec.get("problem"))
-            answer = rec.get("answer")
-            reason = None
-            if not isinstance(question, str) or not question.strip():
-                reason = "missing_question"
-            elif answer is None or (isinstance(answer, str) and not answer.strip()):
-                reason = "missing_answer"
-            elif not isinstance(answer, (str, int, float)):
-                reason = "bad_answer_type"
-            if reason:
-                skipped[reason] = skipped.get(reason, 0) + 1
-                log.warning("%s: record %d skipped: %s", path, lineno, reason)
-                continue
-            pid = str(rec.get("problem_id", rec.get("unique_id", f"{path.stem}-{lineno}")))
-            prompts.append(RLPrompt(pid, question, str(answer)))
-            if limit and len(prompts) >= limit:
-                return PromptSet(prompts, skipped)
+    for i, src in enumerate(sources):
+        unknown = set(src) - {"name", "data", "hub", "hub_configs", "split", "schema", "fields"}
+        if unknown or ("data" in src) == ("hub" in src):
+            raise ValueError(f"RL prompt source #{i} {src}: give exactly one of `data` or `hub` "
+                             f"(unknown keys: {sorted(unknown)})")
+        if "data" in src and not Path(src["data"]).exists():
+            raise FileNotFoundError(f"RL prompt file {src['data']} does not exist")
+        name = src.get("name") or Path(str(src.get("data") or src.get("hub"))).stem
+        hub = (HubSpec(src["hub"], tuple(src.get("hub_configs") or [None]), src.get("split", "train"),
+                       src.get("schema", "auto")) if "hub" in src else None)
+        bench = load_benchmark(name, data=src.get("data"), hub=hub, schema=src.get("schema", "auto"),
+                               fields=src.get("fields"))
+        for reason in bench.skipped:
+            log.warning("RL prompts: skipped %s", reason)
+        skipped[bench.source] = len(bench.skipped)
+        prompts += [RLPrompt(p.problem_id, p.question, p.answer) for p in bench.problems]
+        if limit and len(prompts) >= limit:
+            return PromptSet(prompts[:limit], skipped)
     if not prompts:
-        raise ValueError(f"no usable RL prompts in {[str(p) for p in paths]} (skipped: {skipped})")
+        raise ValueError(f"no RL prompts in {list(sources)}")
     return PromptSet(prompts, skipped)
 
 

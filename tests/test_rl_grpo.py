@@ -28,7 +28,7 @@ def _problems(n, seed):
     out = []
     for i in range(n):
         a, b = r.randint(0, 30), r.randint(0, 30)
-        out.append({"problem_id": f"add-{seed}-{i}", "question": f"What is {a} + {b}?", "answer": str(a + b),
+        out.append({"problem_id": f"add-{seed}-{i}", "family": "add", "question": f"What is {a} + {b}?", "answer": str(a + b),
                     "cot": f"We add {a} and {b}: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}."})
     return out
 
@@ -87,7 +87,7 @@ def tiny(tmp_path_factory):
 
 def _source(d, **kw):
     tok, model = load_tokenizer(d / "model"), load_model(d / "model")
-    ps = load_prompts([d / "rl.jsonl"])
+    ps = load_prompts([{"data": str(d / "rl.jsonl"), "schema": "problem"}])
     for p in ps.prompts:
         p.prompt = build_prompt(p.question, "cot", tok)
     settings = RolloutSettings(**{"prompts_per_step": 4, "group_size": 4, "max_new_tokens": 32, **kw})
@@ -97,10 +97,14 @@ def _source(d, **kw):
 
 
 def test_prompts_skip_and_count_bad_records(tiny):
-    ps = load_prompts([tiny / "rl.jsonl"])
-    assert len(ps.prompts) == 41 and ps.skipped == {"missing_answer": 1}
+    ps = load_prompts([{"data": str(tiny / "rl.jsonl"), "schema": "problem"}])
+    assert len(ps.prompts) == 41 and ps.skipped == {str(tiny / "rl.jsonl"): 1}
+    assert load_prompts([{"data": str(tiny / "rl.jsonl"), "schema": "problem"}], limit=5).prompts[4].answer == (
+        ps.prompts[4].answer)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_prompts([tiny / "nope.jsonl"])
+        load_prompts([{"data": str(tiny / "nope.jsonl")}])
+    with pytest.raises(ValueError, match="exactly one of"):
+        load_prompts([{"data": str(tiny / "rl.jsonl"), "hub": "openai/gsm8k"}])
 
 
 def test_rollout_batch_matches_generation(tiny):
@@ -154,7 +158,7 @@ def test_mu_updates_reuse_the_rollout_with_old_logprobs(tiny):
 
 def _config(tmp_path, d, **rl):
     cfg = {"name": "rltest", "results_root": str(tmp_path / "results"), "seed": 0,
-           "rl": {"prompt_files": [str(d / "rl.jsonl")], "steps": 4, "prompts_per_step": 4, "group_size": 4,
+           "rl": {"prompts": [{"data": str(d / "rl.jsonl"), "schema": "problem"}], "steps": 4, "prompts_per_step": 4, "group_size": 4,
                   "max_new_tokens": 24, "lr": 1e-3, "save_every": 1, "ref_reset_every": 2,
                   "rewards": {"correctness": 1.0, "format": 0.1}, **rl}}
     path = tmp_path / "c.yaml"
@@ -210,7 +214,7 @@ def test_killed_run_resumes_exactly(tiny, tmp_path):
         for key in ("reward_mean", "accuracy", "completion_len", "kl", "zero_std_fraction"):
             assert x[key] == pytest.approx(y[key], abs=1e-6), (x["step"], key)
     run = json.loads((tmp_path / "res" / "run.json").read_text())
-    assert run["summary"]["reference_resets"] >= 1 and run["summary"]["prompts_skipped"] == {"missing_answer": 1}
+    assert run["summary"]["reference_resets"] >= 1 and run["summary"]["prompts_skipped"] == {str(tiny / "rl.jsonl"): 1}
     assert not (tmp_path / "res" / "checkpoints").exists()
 
 

@@ -7,7 +7,8 @@ import sys
 # The rl section with schema defaults filled in; every key goes into `params`, so a changed key reruns
 # exactly this rule (params rerun-trigger).
 RL = RESOLVED["rl"]
-RL_PROMPT_FILES = [f.replace("{results}", str(RESULTS)) for f in RL["prompt_files"]]
+# Local question files are inputs (hub datasets are read by the job itself).
+RL_PROMPT_FILES = [s["data"].replace("{results}", str(RESULTS)) for s in RL["prompts"] if "data" in s]
 RL_GPUS = int(RL["resources"]["gpus"])
 # More than one GPU: one process per GPU through accelerate (DDP); else the interpreter itself.
 RL_LAUNCH = (
