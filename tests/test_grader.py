@@ -213,3 +213,39 @@ def test_gsm8k_gold_equals_itself_as_a_sentence():
     assert len(golds) == 1319
     verdicts = grade_many([(f"The answer is {g}.", g) for g in golds], workers=2)
     assert [g for g, v in zip(golds, verdicts) if not (v.correct and v.status == "ok")] == []
+
+
+# ------------------------------------------------------------------ the fast LaTeX arithmetic parser
+
+
+@pytest.mark.parametrize("text", [
+    "2\\sqrt{2}", "\\frac{\\pi}{6}", "x^2+2x+1", "3+4i", "\\frac{1+i\\sqrt{3}}{2}", "\\sqrt[3]{27}",
+    "2(a+b)", "(x-1)(x+1)", "\\pi r^2", "-x^2", "2^{-1}", "e^{i\\pi}", "2 \\cdot 10^{-2}",
+    "\\frac{x^2-1}{x-1}", "2^{100}+1", "\\frac{3}{4}\\div\\frac{1}{2}", "{x}^{2}y",
+])
+def test_arith_parser_agrees_with_latex2sympy(text):
+    """eval.latex_arith only changes speed: where it answers, latex2sympy2_extended means the same."""
+    from eval.latex_arith import parse_arith
+    from eval.sympy_compare import _latex2sympy, objects_equal
+
+    fast, reference = parse_arith(text), _latex2sympy(text)
+    assert fast is not None and reference is not None
+    assert objects_equal(fast, reference)
+
+
+@pytest.mark.parametrize("text", ["1/2x", "x^23", "\\sin x", "x_1", "1.5.3", "x2", "2 3", "5!", "x=1",
+                                  "10^{10^{10}}", "(1,2)", "\\frac{1}{2"])
+def test_arith_parser_leaves_the_rest_to_latex2sympy(text):
+    from eval.latex_arith import parse_arith
+
+    assert parse_arith(text) is None
+
+
+def test_self_test_catches_a_broken_latex_parser(monkeypatch):
+    import sympy
+
+    from eval import sympy_compare
+
+    monkeypatch.setattr(sympy_compare, "latex2sympy", lambda *a, **k: sympy.Integer(0))
+    with pytest.raises(RuntimeError, match="self-test failed"):
+        sympy_compare.self_test()
