@@ -155,9 +155,16 @@ def _read_dirs() -> list[str]:
     """Directories the program may read: the system, the interpreter and its packages."""
     dirs = {"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev"}
     dirs |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"]}
-    dirs |= set(site.getsitepackages())
+    dirs |= set(_package_dirs())
     dirs.add(str(Path(sys.executable).resolve().parent.parent))
     return sorted({os.path.realpath(d) for d in dirs} | dirs)
+
+
+def _package_dirs() -> list[str]:
+    """Where this interpreter finds installed packages (the venv's site-packages, added site dirs)."""
+    dirs = list(site.getsitepackages())
+    dirs += [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and p not in dirs]
+    return dirs
 
 
 @contextlib.contextmanager
@@ -168,6 +175,9 @@ def _uid_slot():
         return
     lock_dir = Path(tempfile.gettempdir()) / "mathpipe-sandbox-uids"
     lock_dir.mkdir(mode=0o700, exist_ok=True)
+    st = lock_dir.lstat()
+    if st.st_uid != 0 or st.st_mode & 0o077 or not lock_dir.is_dir() or lock_dir.is_symlink():
+        raise SandboxError(f"{lock_dir} must be a directory owned by root with mode 0700")
     start = (os.getpid() * 7919 + threading.get_ident()) % UID_SLOTS
     for k in range(UID_SLOTS):
         slot = (start + k) % UID_SLOTS
@@ -238,7 +248,7 @@ def run_code(code: str, timeout: float = 10.0, memory_mb: int = 1024, *, max_pro
             cpu = math.ceil(timeout) + 1
             cfg = {
                 "workdir": workdir, "uid": uid, "python": iso.python,
-                "launch": [iso.python, "-I", "-c", _LAUNCH, json.dumps(site.getsitepackages())],
+                "launch": [iso.python, "-I", "-c", _LAUNCH, json.dumps(_package_dirs())],
                 "tmpfs_mb": disk_mb if iso.mount_namespace else 0,
                 "limits": {
                     "RLIMIT_CPU": [cpu, cpu + 1], "RLIMIT_AS": memory_mb << 20, "RLIMIT_NPROC": max_processes,

@@ -160,7 +160,7 @@ def test_cannot_delete_or_modify_a_canary_outside(tmp_path):
     )
     r = run_code(code, timeout=10)
     assert r.status == "ok", r.stderr
-    assert r.stdout.split() == ["blocked", "PermissionError"] * 3 or "done" not in r.stdout
+    assert r.stdout.count("blocked") == 3 and "done" not in r.stdout
     assert canary.read_text() == "alive"
     assert not Path("/tmp/sandbox-escape.txt").exists()
 
