@@ -41,7 +41,7 @@ class SFTSource:
     name: str
     path: str | None = None
     hub: str | None = None
-    hub_config: str | None = None
+    hub_configs: tuple = (None,)  # concatenated, e.g. MATH's seven subjects
     split: str = "train"
     fields: dict = field(default_factory=lambda: dict(WORLD_FIELDS))
     cot_style: str = "boxed"
@@ -54,6 +54,7 @@ class SFTSource:
         if entry.get("path"):
             entry["path"] = expand_results(entry["path"], results)
         fields = {**WORLD_FIELDS, **(entry.pop("fields", None) or {})}
+        entry["hub_configs"] = tuple(entry.get("hub_configs") or (None,))
         if entry.get("cot_style", "boxed") not in ("boxed", "gsm8k"):
             raise ValueError(f"sft source {entry['name']!r}: cot_style must be boxed or gsm8k")
         return cls(fields=fields, **entry)
@@ -95,12 +96,14 @@ def _records(src: SFTSource):
     if src.hub:
         import datasets
 
-        try:
-            ds = datasets.load_dataset(src.hub, src.hub_config, split=src.split)
-        except Exception as e:  # noqa: BLE001 - offline, unknown id: name the source and why
-            raise RuntimeError(f"sft source {src.name!r}: cannot load hub dataset {src.hub}: {e}") from e
-        for i, rec in enumerate(ds):
-            yield f"hub:{src.hub}:{src.split}:row {i}", dict(rec)
+        for config in src.hub_configs:
+            try:
+                ds = datasets.load_dataset(src.hub, config, split=src.split)
+            except Exception as e:  # noqa: BLE001 - offline, unknown id: name the source and why
+                raise RuntimeError(f"sft source {src.name!r}: cannot load hub dataset {src.hub} "
+                                   f"(config {config}, split {src.split}): {e}") from e
+            for i, rec in enumerate(ds):
+                yield f"hub:{src.hub}{'/' + config if config else ''}:{src.split}:row {i}", dict(rec)
         return
     path = Path(src.path)
     if not path.exists():

@@ -222,7 +222,8 @@ class TextSource:
             text = rec.get(self.spec.text_field)
             if isinstance(text, str) and text.strip():
                 return text
-            self.skipped += 1
+            if self.epoch == 0:  # count each bad record once
+                self.skipped += 1
         raise ValueError(f"data source {self.spec.name!r}: 1000 records in a row without text field "
                          f"{self.spec.text_field!r}")
 

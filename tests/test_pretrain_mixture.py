@@ -149,3 +149,31 @@ def test_plan_steps():
     assert plan_steps(1_000_000, 256, 16, 8, 1) == (245, 2)
     with pytest.raises(ValueError, match="multiple of micro_batch_size"):
         plan_steps(1000, 16, 10, 4, 1)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hub_sources_read_and_resume(monkeypatch, streaming):
+    """Hub datasets (loaded, or streamed for corpora that do not fit on disk) through `datasets`."""
+    import datasets
+
+    rows = [{"content": f"def f{i}(): return {i}" if i % 10 else None} for i in range(40)]  # 4 without text
+
+    def fake_load(path, name=None, split=None, streaming=False):
+        assert (path, name, split) == ("bigcode/some-code", "python", "train")
+        if streaming:
+            return datasets.IterableDataset.from_generator(lambda: iter(rows))
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    spec = SourceSpec.from_config({"name": "github", "weight": 0.2, "hub": "bigcode/some-code", "hub_config": "python",
+                                   "text_field": "content", "streaming": streaming})
+    src = TextSource(spec, seed=0)
+    texts = [src.next_text() for _ in range(45)]  # past the end: a second epoch
+    assert set(texts[:36]) == {r["content"] for r in rows if r["content"]}
+    assert src.skipped == 4
+    half = TextSource(spec, seed=0)
+    for _ in range(20):
+        half.next_text()
+    again = TextSource(spec, seed=0)
+    again.load_state_dict(half.state_dict())
+    assert [again.next_text() for _ in range(10)] == texts[20:30]

@@ -139,3 +139,22 @@ def test_stats_are_json_serialisable():
     s = DataStats()
     s.skip("f:1", "w", "cot: no box")
     assert json.loads(json.dumps(s.as_dict()))["skipped"] == {"w: cot": 1}
+
+
+def test_hub_source_concatenates_configs(monkeypatch):
+    """A hub SFT source (e.g. MATH train, one config per subject) with a field mapping."""
+    import datasets
+
+    def fake_load(path, name=None, split=None):
+        assert path == "EleutherAI/hendrycks_math" and split == "train"
+        return datasets.Dataset.from_list([{"problem": f"{name} problem {i}?",
+                                            "solution": f"So it is {i}. $\\boxed{{{i}}}$"} for i in range(3)])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    spec = SFTSource.from_config({"name": "math_train", "hub": "EleutherAI/hendrycks_math",
+                                  "hub_configs": ["algebra", "geometry"],
+                                  "fields": {"id": None, "question": "problem", "cot": "solution", "pot": None,
+                                             "tool": None}})
+    examples, stats = load_examples([spec], ["cot", "pot"])
+    assert [e.question for e in examples] == [f"{c} problem {i}?" for c in ("algebra", "geometry") for i in range(3)]
+    assert stats.records["math_train"] == 6 and dict(stats.examples) == {"cot": 6}
