@@ -155,6 +155,19 @@ def gold_parses(gold: str) -> bool:
     return True
 
 
+def number_key(answer: str) -> Fraction | None:
+    """The exact value of an answer that is one plain number without a percent sign, else None.
+    Two answers with keys are equivalent exactly when their keys are equal (used to group Maj@K
+    samples without comparing every pair)."""
+    if len(answer) > FAST_PATH_MAX_CHARS:
+        return None
+    node = structure(clean(answer))
+    if node[0] != "atom":
+        return None
+    atom = atom_key(node[1])
+    return atom.value if atom.kind == "number" and not atom.percent else None
+
+
 # ---------------------------------------------------------------- comparison
 
 

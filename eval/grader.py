@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from eval.answer_extraction import extract_answer, has_explicit_answer, last_python_block
-from eval.equivalence import compare, gold_is_malformed
+from eval.equivalence import compare, gold_is_malformed, number_key
 from eval.worker_pool import TIMEOUT, shared_pool
 
 __all__ = ["Verdict", "extract_answer", "is_equivalent", "grade", "grade_many", "group_equivalent", "STATUSES"]
@@ -131,9 +131,19 @@ def group_equivalent(answers: Sequence[str | None], *, timeout: float = DEFAULT_
             x = parent[x]
         return x
 
+    # Plain numbers are grouped by exact value; only other pairs are compared one by one.
+    keys = [number_key(a) for a in distinct]
+    first_with_value: dict = {}
+    for j, key in enumerate(keys):
+        if key is not None:
+            parent[j] = first_with_value.setdefault(key, j)
     slow: list[tuple[int, int]] = []
     for j in range(len(distinct)):
+        if parent[j] != j:
+            continue
         for i in range(j):
+            if parent[i] != i or (keys[i] is not None and keys[j] is not None):
+                continue
             fast = compare(distinct[j], distinct[i], use_sympy=False)
             if fast:
                 parent[find(j)] = find(i)

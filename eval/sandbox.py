@@ -334,11 +334,7 @@ def _result(proc, out: bytes, err: bytes, report: bytes, reason: str | None, max
         raise SandboxError(f"sandbox set-up failed: {info['setup_error']}")
     if "signal" in info:
         sig = info["signal"]
-        if sig in (signal.SIGXCPU, signal.SIGKILL) and "MemoryError" not in stderr:
-            # SIGXCPU at the soft CPU limit, SIGKILL at the hard one (or by the kernel for memory)
-            status = "timeout" if sig == signal.SIGXCPU else "killed"
-        else:
-            status = "killed"
+        status = "timeout" if sig == signal.SIGXCPU else "killed"  # SIGXCPU: the CPU-time limit
         return Result(status, stdout, stderr + f"\n[sandbox] ended by signal {signal.Signals(sig).name}")
     return Result("ok" if info["exit"] == 0 else "error", stdout, stderr)
 
