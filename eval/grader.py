@@ -68,7 +68,10 @@ def grade_many(pairs: Sequence[tuple[str, str]], *, workers: int = 1, timeout: f
     n = len(pairs)
     if truncated is not None and len(truncated) != n:
         raise ValueError(f"grade_many: {len(truncated)} truncation flags for {n} pairs")
-    preds = [_extract(c, bool(truncated and truncated[i])) for i, (c, _) in enumerate(pairs)]
+    # A numeric gold (from JSON) is graded as written; any other non-string gold is unparseable.
+    pairs = [(c, str(g) if isinstance(g, (int, float)) and not isinstance(g, bool) else g) for c, g in pairs]
+    preds = [_extract(c if isinstance(c, str) else "", bool(truncated and truncated[i]))
+             for i, (c, _) in enumerate(pairs)]
     verdicts: list[Verdict | None] = [None] * n
     if execute_code:
         _run_programs(pairs, preds, verdicts, workers, code_timeout)
@@ -77,7 +80,7 @@ def grade_many(pairs: Sequence[tuple[str, str]], *, workers: int = 1, timeout: f
     for i, (_, gold) in enumerate(pairs):
         if verdicts[i] is not None:
             continue
-        if gold_is_malformed(gold):
+        if not isinstance(gold, str) or gold_is_malformed(gold):
             verdicts[i] = Verdict(False, preds[i], "unparseable_gold")
         elif preds[i] is None:
             verdicts[i] = Verdict(False, None, "no_answer")

@@ -249,3 +249,10 @@ def test_self_test_catches_a_broken_latex_parser(monkeypatch):
     monkeypatch.setattr(sympy_compare, "latex2sympy", lambda *a, **k: sympy.Integer(0))
     with pytest.raises(RuntimeError, match="self-test failed"):
         sympy_compare.self_test()
+
+
+def test_numeric_and_missing_golds():
+    assert grade("The answer is 18.", 18) == Verdict(True, "18", "ok")
+    assert grade("\\boxed{0.5}", 0.5).correct
+    assert grade("\\boxed{1}", None).status == "unparseable_gold"
+    assert grade(None, "1").status == "no_answer"
