@@ -47,7 +47,8 @@ def make_loss_fn(coef: Coefficient):
         rows = batch.rows
         logp, entropy = token_logprobs(model, rows, with_entropy=True)  # (N, T) each
         pb = PolicyBatch(logp=logp, mask=rows.completion_mask, advantages=batch.advantages,
-                         old_logp=batch.old_logp, ref_logp=batch.ref_logp, output_weights=batch.output_weights)
+                         old_logp=batch.old_logp, ref_logp=batch.ref_logp, rewards=batch.rewards,
+                         output_weights=batch.output_weights)
         loss, metrics = policy_loss(coef, pb)
         tokens = rows.completion_mask.sum().clamp(min=1.0)
         metrics["entropy"] = float(entropy.sum() / tokens)
@@ -132,7 +133,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     policy = load_model(init, device=device)
     policy.train()
     reference = None
-    if rc["beta"] > 0:
+    if rc["algorithm"] == "grpo" and rc["beta"] > 0:  # the KL term's pi_ref (RFT has none)
         reference = copy.deepcopy(policy).eval()
         reference.requires_grad_(False)
 

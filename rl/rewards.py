@@ -128,7 +128,7 @@ class RewardFunction:
 # --- process supervision: rule-based step rewards ---------------------------------------------------
 
 _NUM = r"-?\d+(?:\.\d+)?(?:/\d+)?"
-_EQUATION = re.compile(rf"({_NUM})\s*([-+*/x×÷])\s*({_NUM})\s*=\s*({_NUM})(?![\d.])")
+_EQUATION = re.compile(rf"({_NUM})\s*([-+*/x×÷])\s*({_NUM})\s*=\s*({_NUM})(?!\.?\d)")
 
 
 def _num(s: str) -> Fraction:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -96,6 +96,7 @@ class RolloutBatch:
     rows: PackedRows
     advantages: torch.Tensor  # (N,) outcome or (N, T) process supervision
     output_weights: torch.Tensor  # (N,) sum over the rollout's micro-batches = micro_batches (see below)
+    rewards: torch.Tensor  # (N,) total reward per output (RFT's filter; 0 where skipped)
     ref_logp: torch.Tensor | None  # (N, T)
     old_logp: torch.Tensor | None  # (N, T); None: pi_old = pi (mu = 1)
     metrics: dict[str, float]
@@ -103,13 +104,13 @@ class RolloutBatch:
     def state(self) -> dict:
         r = self.rows
         return {"rows": [r.prompt_ids, r.prompt_mask, r.group, r.completion_ids, r.completion_mask],
-                "advantages": self.advantages, "output_weights": self.output_weights,
+                "advantages": self.advantages, "output_weights": self.output_weights, "rewards": self.rewards,
                 "ref_logp": self.ref_logp, "old_logp": self.old_logp, "metrics": dict(self.metrics)}
 
     @classmethod
     def from_state(cls, s: dict) -> RolloutBatch:
-        return cls(PackedRows(*s["rows"]), s["advantages"], s["output_weights"], s["ref_logp"], s["old_logp"],
-                   dict(s["metrics"]))
+        return cls(PackedRows(*s["rows"]), s["advantages"], s["output_weights"], s["rewards"], s["ref_logp"],
+                   s["old_logp"], dict(s["metrics"]))
 
 
 # --- the source -------------------------------------------------------------------------------------
@@ -264,13 +265,14 @@ class RolloutSource:
             ref_s += time.perf_counter() - t2
             adv_c = advantages[c] if advantages.ndim == 1 else advantages[c][:, :t]
             batches.append(RolloutBatch(rows=sub, advantages=adv_c, output_weights=weights[c],
+                                        rewards=total.reshape(-1)[c],
                                         ref_logp=ref_logp, old_logp=old_logp, metrics=metrics))
         metrics["ref_s"] = ref_s  # shared by every micro-batch's metrics dict
         # mu updates per rollout: the same micro-batches again; timings only count once.
         repeats = []
         for _ in range(s.updates_per_batch - 1):
-            repeats += [RolloutBatch(b.rows, b.advantages, b.output_weights, b.ref_logp, b.old_logp,
-                                     {**b.metrics, "gen_s": 0.0, "score_s": 0.0, "ref_s": 0.0}) for b in batches]
+            repeats += [replace(b, metrics={**b.metrics, "gen_s": 0.0, "score_s": 0.0, "ref_s": 0.0})
+                        for b in batches]
         return batches + repeats
 
     def _with_eos(self, c: Completion) -> list[int]:

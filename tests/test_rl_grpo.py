@@ -156,6 +156,35 @@ def test_mu_updates_reuse_the_rollout_with_old_logprobs(tiny):
     assert b.metrics["gen_s"] == 0.0 and src.rollouts == 1
 
 
+def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
+    from pipeline.generation import Completion
+    from rl.grpo import make_loss_fn
+    from rl.losses import GRPOCoefficient, RFTCoefficient
+
+    src, _ = _source(tiny, supervision="process")
+    b = src.next_batch()
+    assert b.advantages.shape == b.rows.completion_ids.shape  # (N, T): per-token process advantages
+    assert torch.all(b.advantages[b.rows.completion_mask == 0] == 0)
+    for coef in (GRPOCoefficient(beta=0.04), RFTCoefficient()):
+        loss, metrics = make_loss_fn(coef)(src.policy, b)
+        loss.backward()
+        assert torch.isfinite(loss) and metrics["entropy"] >= 0
+
+    # One group of two outputs: right arithmetic + right answer vs a wrong step + wrong answer.
+    texts = ["We add 2 and 6. 2 + 6 = 8.\nThe answer is \\boxed{8}.",
+             "We add 2 and 6. 2 + 6 = 9.\nThe answer is \\boxed{9}."]
+    ids = [src.tokenizer(t, add_special_tokens=False)["input_ids"] + [src.eos] for t in texts]
+    flat = [Completion(t, i[:-1], [0.0] * (len(i) - 1), "stop") for t, i in zip(texts, ids)]
+    src.s.group_size = 2
+    adv, zero = src._process_advantages(flat, ids, torch.tensor([[1.0, 0.0]]), torch.tensor([False]))
+    assert not zero[0]
+    # step rewards of the group {1, 1, 0, 0}: +1 for the right step and answer, -1 for the wrong ones; every
+    # token before the equation's end sums both steps of its output, the EOS only the outcome step
+    n0, n1 = len(ids[0]), len(ids[1])
+    assert adv[0, 0] == pytest.approx(2.0, abs=1e-3) and adv[1, 0] == pytest.approx(-2.0, abs=1e-3)
+    assert adv[0, n0 - 1] == pytest.approx(1.0, abs=1e-3) and adv[1, n1 - 1] == pytest.approx(-1.0, abs=1e-3)
+
+
 def _config(tmp_path, d, **rl):
     cfg = {"name": "rltest", "results_root": str(tmp_path / "results"), "seed": 0,
            "rl": {"prompts": [{"data": str(d / "rl.jsonl"), "schema": "problem"}], "steps": 4, "prompts_per_step": 4, "group_size": 4,

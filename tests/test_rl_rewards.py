@@ -55,4 +55,5 @@ def test_step_rewards_arithmetic():
     assert steps.rewards == [1.0, 0.0, 0.0]
     assert [text[:e].rsplit(" ", 1)[-1] for e in steps.ends] == ["apples.", "apples.", "\\boxed{10}"]
     assert step_rewards_arithmetic("", 1.0).rewards == []
+    assert step_rewards_arithmetic("2 + 6 = 9. So \\boxed{9}", 0.0).rewards == [0.0, 0.0]  # period after the result
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
