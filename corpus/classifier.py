@@ -15,8 +15,12 @@ CLI (two steps of every round):
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from tqdm import tqdm
 from corpus.text import classifier_line
 
 log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
 
 MATH = "__label__math"
 OTHER = "__label__other"
@@ -67,6 +72,28 @@ def write_training_file(path: str | Path, positives: Iterable[str], negatives: I
     return {"positives": n_pos, "negatives": n_neg}
 
 
+def _fit(train_file: str, model_file: str, settings_json: str) -> None:
+    """Train fastText with the config's knobs and save the model (run by `_fit_in_fresh_process`)."""
+    st = FastTextSettings(**json.loads(settings_json))
+    model = fasttext.train_supervised(
+        input=train_file, dim=st.dim, lr=st.lr, wordNgrams=st.word_ngrams, minCount=st.min_count, epoch=st.epoch,
+        bucket=st.bucket, thread=st.thread, seed=st.seed, loss="softmax", verbose=0,
+    )
+    model.save_model(model_file)
+
+
+def _fit_in_fresh_process(train_file: Path, model_file: Path, settings: FastTextSettings) -> None:
+    """fasttext-numpy2-wheel 0.9.2 carries state from one training to the next inside a process (a
+    repeated training differs by ~1e-4 and now and then stops with "Encountered NaN"), while a fresh
+    process reproduces a training exactly: so every training runs in a new interpreter."""
+    code = "import sys; from corpus.classifier import _fit; _fit(*sys.argv[1:])"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code, str(train_file), str(model_file), json.dumps(asdict(settings))],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fastText training on {train_file} failed:\n{proc.stderr[-3000:]}")
+
+
 class MathClassifier:
     """A trained fastText model scoring P(math) for page texts."""
 
@@ -85,12 +112,11 @@ class MathClassifier:
             (classifier_line(t, settings.max_tokens) for t in negatives),
             settings.seed,
         )
-        model = fasttext.train_supervised(
-            input=str(train_file), dim=settings.dim, lr=settings.lr, wordNgrams=settings.word_ngrams,
-            minCount=settings.min_count, epoch=settings.epoch, bucket=settings.bucket, thread=settings.thread,
-            seed=settings.seed, loss="softmax", verbose=0,
-        )
+        model_file = Path(workdir) / "fasttext_model.bin"
+        _fit_in_fresh_process(train_file, model_file, settings)
         train_file.unlink()
+        model = fasttext.load_model(str(model_file))
+        model_file.unlink()
         return cls(model, settings.max_tokens), {**counts, "settings": asdict(settings)}
 
     @classmethod

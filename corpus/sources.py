@@ -76,19 +76,22 @@ def read_records(path: str | Path, skips: SkipCounter) -> Iterator[dict]:
             yield obj
 
 
-def read_hub(hub_id: str, config: str | None, split: str) -> Iterator[dict]:
-    """Stream a Hugging Face dataset (used only inside the seed/benchmark rules; needs network or a cache)."""
+def read_hub(hub: str, configs: list[str | None], split: str) -> Iterator[dict]:
+    """Stream a Hugging Face dataset, its configs one after the other (MATH is split by subject).
+    Used only inside the seed/benchmark rules; needs a network or a filled cache."""
     import datasets
 
-    yield from datasets.load_dataset(hub_id, config, split=split, streaming=True)
+    for config in configs or [None]:
+        yield from datasets.load_dataset(hub, config, split=split, streaming=True)
 
 
 def _records(spec: dict, skips: SkipCounter) -> tuple[Iterator[dict], str]:
-    if spec.get("path"):
-        return read_records(spec["path"], skips), str(spec["path"])
-    if spec.get("hub_id"):
-        return read_hub(spec["hub_id"], spec.get("hub_config"), spec.get("split", "train")), spec["hub_id"]
-    raise ValueError(f"input spec {spec}: give `path` or `hub_id`")
+    """Records of a `data` (local file) or `hub` spec, and a name for messages."""
+    if spec.get("data"):
+        return read_records(spec["data"], skips), str(spec["data"])
+    if spec.get("hub"):
+        return read_hub(spec["hub"], spec.get("hub_configs") or [None], spec.get("split", "train")), spec["hub"]
+    raise ValueError(f"input spec {spec}: give `data` (a local file) or `hub` (a dataset id)")
 
 
 def build_seed(spec: dict, output: str | Path) -> dict:
@@ -141,7 +144,7 @@ def benchmark_specs(cfg: dict, world_dir: str | Path | None) -> list[dict]:
         return cfg["corpus"]["benchmarks"]
     if world_dir is None:
         raise ValueError("corpus.benchmarks is empty and no --world-dir was given")
-    return [{"name": name, "path": str(Path(world_dir) / fname), "fields": list(fields)}
+    return [{"name": name, "data": str(Path(world_dir) / fname), "fields": list(fields)}
             for name, fname, fields in WORLD_BENCHMARKS]
 
 
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser("Materialise the corpus stage's inputs: seed, benchmark texts, Common Crawl files.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("seed")
-    s.add_argument("--world-seed", help="the world's seed.jsonl (used when corpus.seed has no path/hub_id)")
+    s.add_argument("--world-seed", help="the world's seed.jsonl (used when corpus.seed has no data/hub)")
     b = sub.add_parser("benchmarks")
     b.add_argument("--world-dir", help="the world's problems/ folder (used when corpus.benchmarks is empty)")
     sub.add_parser("cc-listing")
@@ -201,10 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     cc = ccfg["commoncrawl"]
     if args.command == "seed":
         spec = dict(ccfg["seed"])
-        if not spec["path"] and not spec["hub_id"]:
+        if not spec["data"] and not spec["hub"]:
             if not args.world_seed:
-                raise SystemExit("corpus.seed has neither path nor hub_id and no --world-seed was given")
-            spec["path"] = args.world_seed
+                raise SystemExit("corpus.seed has neither `data` nor `hub` and no --world-seed was given")
+            spec["data"] = args.world_seed
         report = build_seed(spec, args.output)
     elif args.command == "benchmarks":
         report = build_benchmarks(benchmark_specs(cfg, args.world_dir), args.output)

@@ -4,7 +4,8 @@
   BPE tokens; words are tokenizer-independent and close enough for a funnel).
 - `classifier_tokens`: what fastText sees (§2.1): lower-cased words, numbers, LaTeX commands and
   single symbols as separate tokens, so `\\frac{1}{2}=x^2` yields `\\frac { 1 } { 2 } = x ^ 2`.
-- `word_tokens`: lower-cased alphanumeric words, for MinHash shingles and benchmark n-grams.
+- `word_tokens`: lower-cased alphanumeric words (each CJK ideograph one word), for MinHash shingles
+  and benchmark n-grams.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import re
 
 _CLASSIFIER_TOKEN = re.compile(r"\\[A-Za-z]+|[^\W\d_]+|\d+|[^\w\s]")
-_WORD = re.compile(r"\w+")
+# A CJK ideograph is a word of its own (Chinese has no spaces: CMATH, Chinese web pages).
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 
 
 def count_tokens(text: str) -> int:

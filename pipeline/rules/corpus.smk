@@ -58,9 +58,9 @@ def corpus_warc(wildcards):
 def corpus_seed_inputs(wildcards):
     """The world's seed when no seed is configured, a local seed file, or nothing (a hub dataset)."""
     seed = CORPUS_CFG["seed"]
-    if seed["path"]:
-        return {"seed": seed["path"]}
-    if seed["hub_id"]:
+    if seed["data"]:
+        return {"seed": seed["data"]}
+    if seed["hub"]:
         return {}
     return {"world_seed": RESULTS / "world/web/seed.jsonl"}
 
@@ -73,7 +73,7 @@ def corpus_benchmark_inputs(wildcards):
     """Local benchmark files (configured ones, or the world's test splits); hub datasets have none."""
     if not CORPUS_CFG["benchmarks"]:
         return [RESULTS / "world/problems/test_gsm8k.jsonl", RESULTS / "world/problems/test_math.jsonl"]
-    return [b["path"] for b in CORPUS_CFG["benchmarks"] if b.get("path")]
+    return [b["data"] for b in CORPUS_CFG["benchmarks"] if b.get("data")]
 
 
 def corpus_benchmark_args(wildcards):
