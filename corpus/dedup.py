@@ -80,7 +80,7 @@ class MinHashSettings:
 
     LSH with `bands` b of `rows` r hash values each (b * r <= num_perm) makes two documents with
     Jaccard similarity s candidates with probability 1 - (1 - s^r)^b, an S-curve whose midpoint is
-    about (1/b)^(1/r): b=16, r=8 -> 0.71 (P=0.93 at s=0.8, P=0.006 at s=0.4). With bands/rows unset,
+    about (1/b)^(1/r): b=16, r=8 -> 0.71 (P=0.95 at s=0.8, P=0.01 at s=0.4). With bands/rows unset,
     datasketch picks them for `threshold`. Candidates are then confirmed when their estimated
     Jaccard (fraction of equal signature values) is at least `threshold`; `seed` fixes the
     permutations, so signatures are deterministic for a seed.

@@ -108,7 +108,8 @@ def _convert(node) -> str:
             return "\\" + text
         return _chars(text)
     if tag in ("mtext", "ms"):
-        return r"\text{" + text + "}" if text else " "
+        raw = (node.text or "").replace("\u00a0", " ")
+        return r"\text{" + raw + "}" if text else " "
     if tag == "mspace":
         return " "
     if tag == "semantics":

@@ -13,6 +13,8 @@ records), both gzip-compressed per record (§2.1 mines Common Crawl). `read_page
   resynchronises at the next gzip member (or the next `WARC/1.` line in an uncompressed file) and
   goes on, counting one `malformed_record` per corrupt region. A file with no readable record at all
   is a `malformed_file`. Either way the rest of the shard is kept.
+Each page record, corrupt region and malformed file counts once in `docs_in`, so the stats always
+satisfy docs_in = docs_out + dropped.
 """
 
 from __future__ import annotations
@@ -53,11 +55,13 @@ def read_pages(path: str | Path, shard: int, stats: StepStats) -> Iterator[Docum
         size = path.stat().st_size
         gz = size > 0 and is_gzip(path)
     except OSError as e:
+        stats.seen()
         stats.drop("malformed_file")
         stats.error("malformed_file", file=str(path), message=str(e))
         log.error("%s: cannot open: %s", path, e)
         return
     if size == 0:
+        stats.seen()
         stats.drop("malformed_file")
         stats.error("malformed_file", file=str(path), message="empty file")
         log.error("%s: empty file", path)
@@ -89,6 +93,7 @@ def read_pages(path: str | Path, shard: int, stats: StepStats) -> Iterator[Docum
                     log.warning("%s: malformed data after offset %d (%s); resynchronising", path, where, e)
                 pos = _next_record_start(mm, where + 1, gz)
     if records_read == 0:
+        stats.seen()
         stats.drop("malformed_file")
         stats.error("malformed_file", **bad_regions[0])
         log.error("%s: no readable WARC record; file skipped", path)
