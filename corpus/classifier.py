@@ -2,15 +2,17 @@
 
 Positives are the seed (OpenWebMath in the paper, 500K pages) plus the pages discovered under math
 URL paths in earlier rounds; negatives are random pages of the candidate pool (paper: 500K random
-Common Crawl pages), from round 2 on drawn among the previous round's reliable negatives (pages no
-round kept; see corpus.rounds.reliable_negatives). Hyperparameters come from config (paper: dim 256, lr 0.1, word n-grams 3,
-minCount 3, epoch 3). Training data order is shuffled with the round's seed and fastText runs with
-`thread` threads: with 1 thread (and its `seed`) the model, hence every score, is deterministic.
-A page's score is P(math) from the softmax over the two labels.
+Common Crawl pages), from round 2 on drawn among the previous round's reliable negatives (see
+corpus.rounds.reliable_negatives). Hyperparameters come from config (paper: dim 256, lr 0.1, word
+n-grams 3, minCount 3, epoch 3). Training data order is shuffled with the round's seed and fastText
+runs with `thread` threads in a fresh process: with 1 thread the model, hence every score, is
+bit-identical for a seed. A page's score is P(math) from the softmax over the two labels.
 
 CLI (two steps of every round):
-    python -m corpus.classifier train --config C --round R --seed-docs S --pool P... [--prev-state ...]
-    python -m corpus.classifier score --config C --round R --model M --pool P --output O [--prev-state ...]
+    python -m corpus.classifier --config C train --round R --seed-docs S --pool P... --output M --stats J
+        [--prev-state ... --prev-positives ... --prev-negatives ... --prev-model ...]
+    python -m corpus.classifier --config C score --round R --model M --pool P --output O --stats J
+        [--prev-state ... --prev-scores ... --prev-stats ...]
 """
 
 from __future__ import annotations

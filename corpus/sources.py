@@ -4,10 +4,10 @@ Crawl files (paper §2.1: OpenWebMath seed, Common Crawl, GSM8K/MATH/CMATH/AGIEv
 Each input is materialised by its own rule, so network access (a hub dataset, data.commoncrawl.org)
 happens only inside that job, never while Snakemake builds the DAG:
 
-    python -m corpus.sources seed --config C --output corpus/seed.parquet [--world-seed PATH]
-    python -m corpus.sources benchmarks --config C --output corpus/benchmarks.jsonl [--world-dir DIR]
-    python -m corpus.sources cc-listing --config C --output corpus/download/warc.paths.gz
-    python -m corpus.sources cc-file --config C --listing L --index I --output corpus/download/shard-I.warc.gz
+    python -m corpus.sources --config C seed --output corpus/seed.parquet [--world-seed PATH]
+    python -m corpus.sources --config C benchmarks --output corpus/benchmarks.jsonl [--world-dir DIR]
+    python -m corpus.sources --config C cc-listing --output corpus/download/warc.paths.gz
+    python -m corpus.sources --config C cc-file --listing L --index I --output corpus/download/shard-I.warc.gz
 
 Records without the configured text field are skipped and counted (and logged with file and line).
 """
@@ -163,7 +163,8 @@ def listing_entry(listing: str | Path, index: int) -> str:
 
 def download(url: str, output: str | Path, timeout: float, retries: int) -> int:
     """Download `url` to `output` atomically, retrying with exponential backoff; returns bytes written."""
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
             with atomic_path(output) as tmp, urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as f:
                 n = 0
@@ -173,12 +174,12 @@ def download(url: str, output: str | Path, timeout: float, retries: int) -> int:
             log.info("downloaded %s (%d bytes)", url, n)
             return n
         except (urllib.error.URLError, OSError) as e:
-            if attempt == retries:
-                raise RuntimeError(f"download of {url} failed after {retries + 1} attempts: {e}") from e
-            wait = 2 ** attempt
+            if attempt >= retries:
+                raise RuntimeError(f"download of {url} failed after {attempt + 1} attempts: {e}") from e
+            wait = 2**attempt
             log.warning("download of %s failed (%s); retrying in %ds", url, e, wait)
             time.sleep(wait)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def main(argv: list[str] | None = None) -> None:

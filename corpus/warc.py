@@ -95,7 +95,8 @@ def read_pages(path: str | Path, shard: int, stats: StepStats) -> Iterator[Docum
     if records_read == 0:
         stats.seen()
         stats.drop("malformed_file")
-        stats.error("malformed_file", **bad_regions[0])
+        stats.error("malformed_file", **(bad_regions[0] if bad_regions else
+                                         {"file": str(path), "offset": 0, "message": "no WARC record found"}))
         log.error("%s: no readable WARC record; file skipped", path)
         return
     for region in bad_regions:
@@ -105,14 +106,15 @@ def read_pages(path: str | Path, shard: int, stats: StepStats) -> Iterator[Docum
 
 
 def _page(rec, path: Path, shard: int, index: int, stats: StepStats) -> Document | None:
-    """One page record -> a Document with the raw page text, or None (counted as dropped)."""
+    """One page record -> a Document with the raw page text, or None (counted as dropped). A payload that
+    cannot be read raises before the record is counted: the caller counts its corrupt region instead."""
+    payload = rec.reader.read()
     stats.seen()
     url = clean_uri(rec.headers.get("WARC-Target-URI"))
     offset = rec.stream_pos
     if rec.record_type == WarcRecordType.revisit:
         stats.drop("revisit")
         return None
-    payload = rec.reader.read()
     encoded = rec.is_http and (
         rec.http_headers.get("Content-Encoding") or rec.http_headers.get("Transfer-Encoding")
     )

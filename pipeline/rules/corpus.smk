@@ -322,9 +322,9 @@ rule corpus_train:
         RESULTS / "logs/corpus/train_round{round}.log",
     benchmark:
         RESULTS / "benchmarks/corpus_train_round{round}.tsv"
-    threads: 1
+    threads: CORPUS_CFG["classifier"]["thread"]
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         runtime=240,
     message:
         "Training round {wildcards.round}'s fastText math classifier"
