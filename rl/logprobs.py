@@ -13,6 +13,8 @@ The prompt tokens are thus computed P times instead of N: with G = 8 and prompts
 outputs this is ~45% fewer tokens for the policy (forward + backward) and the reference forward.
 Positions come from the attention masks (as in generation), so every row sees the positions it was
 sampled with, and only output positions are projected to the vocabulary (`logits_to_keep`).
+A model wrapped for data parallelism (DDP/FSDP) must see one forward per backward, so it gets the
+plain layout instead: every row as one [prompt | output] sequence (same numbers, more compute).
 """
 
 from __future__ import annotations
@@ -72,15 +74,24 @@ def pack_rows(prompts: Sequence[Sequence[int]], group: Sequence[int], completion
     return PackedRows(p_ids, p_mask, torch.tensor(list(group), dtype=torch.long), c_ids, c_mask)
 
 
-def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False
+def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False, share_prompts: bool | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(N, T) log pi(o_t | q, o_<t) of every output token (0 on padding), and optionally the per-token
-    entropy of the policy (N, T), detached. Differentiable unless called under no_grad."""
+    entropy of the policy (N, T), detached. Differentiable unless called under no_grad.
+
+    share_prompts=None shares each prompt's computation across its group unless `model` is wrapped for
+    data parallelism (DDP/FSDP expose `.module` and expect one forward per backward); then every row is
+    run as one [prompt | output] sequence in a single forward.
+    """
     device = next(model.parameters()).device
     p_ids, p_mask = rows.prompt_ids.to(device), rows.prompt_mask.to(device)
     group, c_ids = rows.group.to(device), rows.completion_ids.to(device)
     c_mask = rows.completion_mask.to(device)
     lp_len, t = p_ids.shape[1], c_ids.shape[1]
+    if share_prompts is None:
+        share_prompts = not hasattr(model, "module")
+    if not share_prompts:
+        return _unshared(model, p_ids[group], p_mask[group], c_ids, c_mask, with_entropy)
 
     # 1. prompts, once each: their cache and the logits that predict each output's first token
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
@@ -98,6 +109,21 @@ def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False
                       past_key_values=cache, use_cache=True,
                       cache_position=torch.arange(lp_len, lp_len + t - 1, device=device))
         logits = torch.cat([logits, out_c.logits], dim=1)  # (N, T, V): position t predicts token t
+    return _gather(logits, c_ids, c_mask, with_entropy)
+
+
+def _unshared(model, p_ids, p_mask, c_ids, c_mask, with_entropy):
+    """One forward over [prompt | output] rows (N, Lp + T); logits for the last T + 1 positions only."""
+    t = c_ids.shape[1]
+    ids = torch.cat([p_ids, c_ids], dim=1)
+    mask = torch.cat([p_mask, c_mask.long()], dim=1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=t + 1)
+    return _gather(out.logits[:, :-1, :], c_ids, c_mask, with_entropy)  # position P-1+t predicts token t
+
+
+def _gather(logits, c_ids, c_mask, with_entropy):
+    """log-softmax at the sampled tokens (N, T) and, optionally, the entropy per position (N, T)."""
     logits = logits.float()
     logz = torch.logsumexp(logits, dim=-1)  # (N, T)
     lp = (logits.gather(-1, c_ids.unsqueeze(-1)).squeeze(-1) - logz) * c_mask

@@ -142,6 +142,8 @@ def test_logprobs_of_forward_equal_generation_and_eos_is_an_action(tiny):
     rows = pack_rows([src._prompt_ids[0]], [0, 0, 0, 0], ids, src.pad)
     with torch.no_grad():
         lp, _ = token_logprobs(src.policy, rows)
+        flat, _ = token_logprobs(src.policy, rows, share_prompts=False)  # the DDP/FSDP path
+    assert torch.allclose(lp, flat, atol=1e-5)
     for i, c in enumerate(comps):
         k = len(c.logprobs)
         assert torch.allclose(lp[i, :k], torch.tensor(c.logprobs), atol=1e-4)
