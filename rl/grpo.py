@@ -130,7 +130,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     state.wait_for_everyone()
     device = state.device
     tokenizer = load_tokenizer(init)
-    policy = load_model(init, device=device)
+    policy = load_model(init, dtype=(cfg.get("model") or {}).get("dtype", "float32"), device=device)
     policy.train()
     reference = None
     if rc["algorithm"] == "grpo" and rc["beta"] > 0:  # the KL term's pi_ref (RFT has none)
@@ -195,9 +195,10 @@ class _StepLog:
 
     def __call__(self, step: int, m: dict) -> None:
         log.info("step %d: reward %.3f (std %.3f) acc %.3f zero-std %.2f kl %.4f len %.0f trunc %.2f "
-                 "gen %.1fs step %.1fs", step, m.get("reward_mean", 0), m.get("reward_std", 0), m.get("accuracy", 0),
-                 m.get("zero_std_fraction", 0), m.get("kl", 0), m.get("completion_len", 0),
-                 m.get("truncated_fraction", 0), m.get("gen_s", 0), m.get("step_s", 0))
+                 "gen %.1fs train %.1fs step %.1fs", step, m.get("reward_mean", 0), m.get("reward_std", 0),
+                 m.get("accuracy", 0), m.get("zero_std_fraction", 0), m.get("kl", 0), m.get("completion_len", 0),
+                 m.get("truncated_fraction", 0), m.get("gen_s", 0), m.get("step_s", 0) - m.get("data_s", 0),
+                 m.get("step_s", 0))
 
 
 def summarize(metrics_path: Path, window: int = 5) -> dict:
