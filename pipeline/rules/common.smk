@@ -1,15 +1,25 @@
-# Helpers shared by every rule file. Rules call stages as `{PY} <module> --config {input.config} ...`.
+# Helpers shared by every rule file. Rules call stages as `python -m <module> --config {input.config} ...`.
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import yaml
+from snakemake.settings.types import DeploymentMethod
 
 from pipeline.config import results_dir, validate as validate_config
 from pipeline.io import write_text
 
 RESULTS = results_dir(config)
-PY = f"{shlex.quote(sys.executable)} -m"
+# Jobs find the project's modules and `python`: the checkout goes on PYTHONPATH (so a `--use-conda`
+# environment, which holds third-party packages only, runs this code), and without --use-conda the
+# interpreter running Snakemake comes first on PATH (so `.venv/bin/snakemake` works without activating
+# the venv). Every rule names the conda environment; without --use-conda Snakemake ignores it.
+_ENV = f"export PYTHONPATH={shlex.quote(str(workflow.basedir))}:$PYTHONPATH; "
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    _ENV += f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+shell.prefix(f"{_ENV}set -euo pipefail; ")
+CONDA_ENV = "../envs/mathpipe.yaml"
 
 # The resolved config (command-line overrides and schema defaults applied) that every stage reads. It is
 # rewritten only when its content changes, and rules take it as an `ancient` input: a changed key reruns
@@ -20,6 +30,13 @@ _CONFIG_PATH = RESULTS / "config.yaml"
 if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED_TEXT:
     write_text(_CONFIG_PATH, _RESOLVED_TEXT)
 CONFIG_FILE = ancient(str(_CONFIG_PATH))
+
+
+def launcher(gpus):
+    """`python -m` for one process; `accelerate launch` (one process per GPU: DDP, or FSDP through the
+    accelerate config) for more. Training rules pass it as `params.launch`."""
+    gpus = int(gpus)
+    return f"accelerate launch --num_processes {gpus} -m" if gpus > 1 else "python -m"
 
 
 def stage_threads(default=1):

@@ -11,123 +11,9 @@
 # previous one reaches corpus.rounds.convergence_overlap, its state.json says `converged`, and every
 # later round's train/score/select job sees that flag and hard-links the converged round's files instead
 # of recomputing (corpus/rounds.py). So the DAG is static and the last round always holds the result.
-import glob
-import shlex
-
-CORPUS_CFG = validate_config(dict(config), source="snakemake config")["corpus"]
-CORPUS = RESULTS / "corpus"
-CORPUS_ROUNDS = list(range(1, CORPUS_CFG["rounds"]["max_rounds"] + 1))
-CORPUS_LAST_ROUND = CORPUS_ROUNDS[-1]
 
 
-wildcard_constraints:
-    shard=r"\d{4}",
-    round=r"\d+",
-
-
-def corpus_input_files():
-    """source=files: the sorted union of the configured paths/globs (one shard each)."""
-    files = sorted({f for pattern in CORPUS_CFG["files"] for f in glob.glob(pattern)})
-    if CORPUS_CFG["source"] == "files" and not files:
-        raise ValueError(f"corpus.files {CORPUS_CFG['files']} matches no file")
-    return files
-
-
-def corpus_shards():
-    """Shard ids ("0000", ...) of the configured source."""
-    source = CORPUS_CFG["source"]
-    if source == "world":
-        n = validate_config(dict(config), source="snakemake config")["world"]["web"]["shards"]
-    elif source == "files":
-        n = len(corpus_input_files())
-    else:
-        n = CORPUS_CFG["commoncrawl"]["num_files"]
-    return [f"{i:04d}" for i in range(n)]
-
-
-def corpus_warc(wildcards):
-    """The WARC/WET file of a shard: the world's, a configured file, or a downloaded Common Crawl file."""
-    source = CORPUS_CFG["source"]
-    if source == "world":
-        return RESULTS / f"world/web/shard-{wildcards.shard}.warc.gz"
-    if source == "files":
-        return corpus_input_files()[int(wildcards.shard)]
-    return CORPUS / f"download/shard-{wildcards.shard}.{CORPUS_CFG['commoncrawl']['kind']}.gz"
-
-
-def corpus_seed_inputs(wildcards):
-    """The world's seed when no seed is configured, a local seed file, or nothing (a hub dataset)."""
-    seed = CORPUS_CFG["seed"]
-    if seed["data"]:
-        return {"seed": seed["data"]}
-    if seed["hub"]:
-        return {}
-    return {"world_seed": RESULTS / "world/web/seed.jsonl"}
-
-
-def corpus_seed_args(wildcards, input):
-    return f"--world-seed {shlex.quote(str(input.world_seed))}" if "world_seed" in input.keys() else ""
-
-
-def corpus_benchmark_inputs(wildcards):
-    """Local benchmark files (configured ones, or the world's test splits); hub datasets have none."""
-    if not CORPUS_CFG["benchmarks"]:
-        return [RESULTS / "world/problems/test_gsm8k.jsonl", RESULTS / "world/problems/test_math.jsonl"]
-    return [b["data"] for b in CORPUS_CFG["benchmarks"] if b.get("data")]
-
-
-def corpus_benchmark_args(wildcards):
-    return "" if CORPUS_CFG["benchmarks"] else f"--world-dir {shlex.quote(str(RESULTS / 'world/problems'))}"
-
-
-def corpus_per_shard(pattern):
-    return expand(str(CORPUS / pattern), shard=corpus_shards())
-
-
-def corpus_prev_round(wildcards, **files):
-    """Round r-1's files (name -> path pattern under round{r-1}/) as inputs; none in round 1."""
-    prev = int(wildcards.round) - 1
-    if prev < 1:
-        return {}
-    return {name: str(CORPUS / f"round{prev}" / pattern).format(**wildcards) for name, pattern in files.items()}
-
-
-def corpus_train_prev(wildcards):
-    return corpus_prev_round(wildcards, prev_state="state.json", prev_positives="positives.parquet",
-                             prev_negatives="negatives.parquet", prev_model="classifier.bin")
-
-
-def corpus_score_prev(wildcards):
-    return corpus_prev_round(wildcards, prev_state="state.json", prev_scores="scores/shard-{shard}.parquet",
-                             prev_stats="scores/shard-{shard}.stats.json")
-
-
-def corpus_select_prev(wildcards):
-    return corpus_prev_round(wildcards, prev_state="state.json", prev_kept="kept.parquet",
-                             prev_positives="positives.parquet", prev_negatives="negatives.parquet",
-                             prev_domains="domains.json", prev_stats="select.stats.json")
-
-
-def corpus_flags(prev_inputs):
-    """A params function turning a round's previous-round inputs into CLI flags (--prev-state PATH ...)."""
-
-    def flags(wildcards):
-        return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in prev_inputs(wildcards).items())
-
-    return flags
-
-
-def corpus_round_scores(wildcards):
-    return expand(str(CORPUS / "round{round}/scores/shard-{shard}.parquet"), round=wildcards.round,
-                  shard=corpus_shards())
-
-
-def corpus_funnel_stats():
-    """Every step's stats file, in pipeline order (the funnel's rows)."""
-    return (corpus_per_shard("extract/shard-{shard}.stats.json")
-            + corpus_per_shard("pool/shard-{shard}.dedup.stats.json")
-            + corpus_per_shard("pool/shard-{shard}.stats.json")
-            + [str(CORPUS / f"round{r}/select.stats.json") for r in CORPUS_ROUNDS])
+include: "corpus_helpers.smk"
 
 
 rule corpus_cc_listing:
@@ -147,8 +33,10 @@ rule corpus_cc_listing:
         runtime=30,
     message:
         "Downloading the Common Crawl {params.commoncrawl[crawl]} {params.commoncrawl[kind]} listing"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.sources --config {input.config} cc-listing --output {output.listing} > {log} 2>&1"
+        "python -m corpus.sources --config {input.config} cc-listing --output {output.listing} > {log} 2>&1"
 
 
 rule corpus_cc_download:
@@ -169,8 +57,10 @@ rule corpus_cc_download:
         runtime=60,
     message:
         "Downloading Common Crawl file {wildcards.shard} of {params.commoncrawl[crawl]}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.sources --config {input.config} cc-file --listing {input.listing}"
+        "python -m corpus.sources --config {input.config} cc-file --listing {input.listing}"
         " --index {wildcards.shard} --output {output.warc} > {log} 2>&1"
 
 
@@ -194,8 +84,10 @@ rule corpus_seed:
         runtime=60,
     message:
         "Materialising the positive seed (OpenWebMath stand-in) into {output.seed}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.sources --config {input.config} seed {params.args} --output {output.seed}"
+        "python -m corpus.sources --config {input.config} seed {params.args} --output {output.seed}"
         " --report {output.report} > {log} 2>&1"
 
 
@@ -219,8 +111,10 @@ rule corpus_benchmarks:
         runtime=30,
     message:
         "Collecting the benchmark texts to decontaminate against into {output.texts}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.sources --config {input.config} benchmarks {params.args} --output {output.texts}"
+        "python -m corpus.sources --config {input.config} benchmarks {params.args} --output {output.texts}"
         " --report {output.report} > {log} 2>&1"
 
 
@@ -246,8 +140,10 @@ rule corpus_extract:
         runtime=120,
     message:
         "Extracting text (LaTeX kept) and MinHash signatures from shard {wildcards.shard}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.extract --config {input.config} --input {input.warc} --shard {wildcards.shard}"
+        "python -m corpus.extract --config {input.config} --input {input.warc} --shard {wildcards.shard}"
         " --output {output.docs} --signatures {output.signatures} --stats {output.stats} > {log} 2>&1"
 
 
@@ -271,8 +167,10 @@ rule corpus_dedup:
         runtime=240,
     message:
         "Exact URL dedup and MinHash LSH near-dedup over all shards"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.dedup --config {input.config} --shards {input.docs} --signatures {input.signatures}"
+        "python -m corpus.dedup --config {input.config} --shards {input.docs} --signatures {input.signatures}"
         " --output {output.removed} --stats {output.stats} > {log} 2>&1"
 
 
@@ -299,8 +197,10 @@ rule corpus_pool:
         runtime=120,
     message:
         "Applying dedup and decontaminating shard {wildcards.shard} into the candidate pool"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.pool --config {input.config} --shard {wildcards.shard} --input {input.docs}"
+        "python -m corpus.pool --config {input.config} --shard {wildcards.shard} --input {input.docs}"
         " --removed {input.removed} --benchmarks {input.benchmarks} --output {output.pool}"
         " --report {output.report} --dedup-stats {output.dedup_stats} --stats {output.stats} > {log} 2>&1"
 
@@ -328,8 +228,10 @@ rule corpus_train:
         runtime=240,
     message:
         "Training round {wildcards.round}'s fastText math classifier"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.classifier --config {input.config} train --round {wildcards.round} {params.prev}"
+        "python -m corpus.classifier --config {input.config} train --round {wildcards.round} {params.prev}"
         " --seed-docs {input.seed} --pool {input.pool} --output {output.model} --stats {output.stats} > {log} 2>&1"
 
 
@@ -354,8 +256,10 @@ rule corpus_score:
         runtime=120,
     message:
         "Scoring shard {wildcards.shard} with round {wildcards.round}'s classifier"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.classifier --config {input.config} score --round {wildcards.round} {params.prev}"
+        "python -m corpus.classifier --config {input.config} score --round {wildcards.round} {params.prev}"
         " --shard {wildcards.shard} --model {input.model} --pool {input.pool} --output {output.scores}"
         " --stats {output.stats} > {log} 2>&1"
 
@@ -388,8 +292,10 @@ rule corpus_select:
         runtime=60,
     message:
         "Round {wildcards.round}: keeping top pages, discovering math domains and paths, testing convergence"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.rounds --config {input.config} --round {wildcards.round} {params.prev}"
+        "python -m corpus.rounds --config {input.config} --round {wildcards.round} {params.prev}"
         " --scores {input.scores} --kept {output.kept} --positives {output.positives} --negatives {output.negatives}"
         " --domains {output.domains} --state {output.state} --stats {output.stats} > {log} 2>&1"
 
@@ -414,8 +320,10 @@ rule corpus_final:
         runtime=60,
     message:
         "Writing the mined corpus (round {params.last_round}'s kept set) to {output.final}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.export --config {input.config} final --kept {input.kept} --pool {input.pool}"
+        "python -m corpus.export --config {input.config} final --kept {input.kept} --pool {input.pool}"
         " --output {output.final} > {log} 2>&1"
 
 
@@ -437,8 +345,10 @@ rule corpus_web_text:
         runtime=60,
     message:
         "Writing the unfiltered web text (deduplicated, decontaminated) to {output.web_text}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.export --config {input.config} web_text --pool {input.pool} --output {output.web_text} > {log} 2>&1"
+        "python -m corpus.export --config {input.config} web_text --pool {input.pool} --output {output.web_text} > {log} 2>&1"
 
 
 rule corpus_funnel:
@@ -460,8 +370,10 @@ rule corpus_funnel:
         runtime=10,
     message:
         "Building the corpus funnel table from the stats files"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} corpus.funnel --config {input.config} --stats {input.stats} --states {input.states}"
+        "python -m corpus.funnel --config {input.config} --stats {input.stats} --states {input.states}"
         " --decontam {input.decontam} --json {output.json} --markdown {output.markdown} > {log} 2>&1"
 
 

@@ -2,20 +2,12 @@
 # rule-based rewards from the shared grader. `snakemake rl` builds results/<name>/rl/model.
 # Beside the model, rl/metrics.jsonl (one row per step) and rl/run.json; rl/checkpoints/ lets a killed
 # job resume where it stopped (deliberately not declared, so Snakemake keeps it when the job fails).
-import sys
-
 # The rl section with schema defaults filled in; every key goes into `params`, so a changed key reruns
 # exactly this rule (params rerun-trigger).
 RL = RESOLVED["rl"]
 # Local question files are inputs (hub datasets are read by the job itself).
 RL_PROMPT_FILES = [s["data"].replace("{results}", str(RESULTS)) for s in RL["prompts"] if "data" in s]
-RL_GPUS = int(RL["resources"]["gpus"])
-# More than one GPU: one process per GPU through accelerate (DDP); else the interpreter itself.
-RL_LAUNCH = (
-    f"{shlex.quote(sys.executable)} -m accelerate.commands.launch --num_processes {RL_GPUS} -m"
-    if RL_GPUS > 1
-    else PY
-)
+RL_GPUS = int(RL["resources"]["gpus"])  # more than one: one process per GPU (common.smk launcher)
 
 
 rule grpo:
@@ -28,6 +20,7 @@ rule grpo:
     params:
         rl=RL,
         generation=config.get("generation", {}),
+        launch=launcher(RL_GPUS),
         seed=config.get("seed", 0),
         out=RESULTS / "rl",
     log:
@@ -41,8 +34,10 @@ rule grpo:
         runtime=RL["resources"]["runtime"],
     message:
         "GRPO: {params.rl[steps]} steps of {params.rl[prompts_per_step]} questions x G={params.rl[group_size]} from {input.model}"
+    conda:
+        CONDA_ENV
     shell:
-        "{RL_LAUNCH} rl.grpo --config {input.config} --init {input.model} --out {params.out}"
+        "{params.launch} rl.grpo --config {input.config} --init {input.model} --out {params.out}"
         " --threads {threads} > {log} 2>&1"
 
 

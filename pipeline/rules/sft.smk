@@ -4,25 +4,9 @@
 # default) is decontaminated against the eval sets inside the job. Beside each model folder:
 # metrics.jsonl, run.json (data stats, packing, throughput), and while training checkpoints/.
 # (pretrain.smk, included before this file, defines SFT_CFG, MODEL_CFG, launcher and local_data.)
-SFT_GPUS = int(SFT_CFG["resources"]["gpus"])
 
 
-def sft_inputs(wildcards):
-    """The pretrained model, the local SFT data files and the eval sets it is decontaminated against."""
-    data = [p for p in (local_data(d["path"]) for d in SFT_CFG["data"] if d.get("path")) if p]
-    decontam = SFT_CFG["decontaminate"]
-    benchmarks = [local_data(b["path"]) for b in decontam["benchmarks"] if b.get("path")] if decontam["enabled"] else []
-    return {
-        "init": RESULTS / f"pretrain/{wildcards.variant}/model",
-        "data": data,
-        "benchmarks": [b for b in benchmarks if b],
-        "config": CONFIG_FILE,
-    }
-
-
-def sft_model_dir():
-    out = directory(RESULTS / "sft/{variant,mined|web}/model")
-    return protected(out) if SFT_CFG["protect"] else out
+include: "sft_helpers.smk"
 
 
 rule sft_train:
@@ -46,6 +30,8 @@ rule sft_train:
         runtime=SFT_CFG["resources"]["runtime"],
     message:
         "SFT of the {wildcards.variant} model: {params.sft[steps]} steps on {params.sft[formats]} into {output.model}"
+    conda:
+        CONDA_ENV
     shell:
         "{params.launch} sft.train --config {input.config} --init {input.init} --out {output.model}"
         " --threads {threads} > {log} 2>&1"

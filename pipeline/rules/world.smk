@@ -32,8 +32,10 @@ rule world_problems:
         runtime=10,
     message:
         "Generating the problem family (sft/rl/test, CoT + PoT + tool solutions, verified by execution) in {params.out}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} world.problems --config {input.config} --out-dir {params.out} > {log} 2>&1"
+        "python -m world.problems --config {input.config} --out-dir {params.out} > {log} 2>&1"
 
 
 rule world_web:
@@ -60,8 +62,10 @@ rule world_web:
         runtime=10,
     message:
         "Generating the web: {params.web[pages]} pages in {params.web[shards]} WARC shards, labels and seed in {params.out}"
+    conda:
+        CONDA_ENV
     shell:
-        "{PY} world.web --config {input.config} --test-gsm8k {input.test_gsm8k} --test-math {input.test_math}"
+        "python -m world.web --config {input.config} --test-gsm8k {input.test_gsm8k} --test-math {input.test_math}"
         " --out-dir {params.out} > {log} 2>&1"
 
 
