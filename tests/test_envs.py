@@ -1,8 +1,8 @@
 """The conda environment used by `snakemake --use-conda` pins exactly what pyproject.toml pins."""
 
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -32,7 +32,7 @@ class WebRecord:
 
 
 def warc_date(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def http_response(html: str, date: datetime) -> tuple[bytes, bytes]:
@@ -42,7 +42,7 @@ def http_response(html: str, date: datetime) -> tuple[bytes, bytes]:
         "HTTP/1.1 200 OK\r\n"
         "Content-Type: text/html; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"Date: {format_datetime(date.astimezone(timezone.utc), usegmt=True)}\r\n"
+        f"Date: {format_datetime(date.astimezone(UTC), usegmt=True)}\r\n"
         "Server: nginx\r\n"
         "\r\n"
     )

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from world.pages import TOPICS, lecture_notes, problem_set, qa_thread, render_html, slug, worked_problem
@@ -83,7 +83,7 @@ def crawl_date(name: str) -> datetime:
     """`CC-MAIN-2024-10` -> Monday of ISO week 10 of 2024 (UTC), when that crawl started."""
     try:
         _, _, year, week = name.split("-")
-        return datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=timezone.utc)
+        return datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
     except ValueError as e:
         raise ValueError(f"crawl name {name!r}: expected CC-MAIN-YYYY-WW") from e
 
