@@ -40,12 +40,12 @@ log = logging.getLogger("rl.grpo")
 FINGERPRINT = "settings.json"
 
 
-def make_loss_fn(coef: Coefficient):
-    """The loss of one rollout micro-batch: one forward of the policy over all its rows."""
+def make_loss_fn(coef: Coefficient, length_buckets: int = 1):
+    """The loss of one rollout micro-batch: the policy's forward over all its rows (rl/logprobs.py)."""
 
     def loss_fn(model, batch: RolloutBatch):
         rows = batch.rows
-        logp, entropy = token_logprobs(model, rows, with_entropy=True)  # (N, T) each
+        logp, entropy = token_logprobs(model, rows, with_entropy=True, max_buckets=length_buckets)  # (N, T)
         pb = PolicyBatch(logp=logp, mask=rows.completion_mask, advantages=batch.advantages,
                          old_logp=batch.old_logp, ref_logp=batch.ref_logp, rewards=batch.rewards,
                          output_weights=batch.output_weights)
@@ -151,6 +151,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
         updates_per_batch=rc["updates_per_batch"], temperature=rc["temperature"], top_p=rc["top_p"],
         max_new_tokens=rc["max_new_tokens"], stop=stop_strings(rc["format"], tokenizer, chat=chat), fmt=rc["format"],
         supervision=rc["supervision"], step_reward=rc["step_reward"], adv_eps=rc["adv_eps"],
+        length_buckets=rc["length_buckets"],
         seed=int(cfg.get("seed", 0)), rank=state.process_index, world_size=state.num_processes)
     rewards = RewardFunction(rc["rewards"], workers=rc["grader_workers"], timeout=rc["grader_timeout"])
     source = RolloutSource(prompts, policy, reference, generator, tokenizer, rewards, settings)
@@ -164,7 +165,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
         callbacks.append(lambda step, m: generator.update_weights(holder["loop"].unwrapped_model()))
     optim = OptimConfig(lr=rc["lr"], weight_decay=rc["weight_decay"], schedule=rc["lr_schedule"],
                         warmup_steps=rc["warmup_steps"], grad_clip=rc["grad_clip"])
-    loop = TrainLoop(policy, make_loss_fn(coef), source, out_dir=out, total_steps=rc["steps"], optim=optim,
+    loop = TrainLoop(policy, make_loss_fn(coef, rc["length_buckets"]), source, out_dir=out, total_steps=rc["steps"], optim=optim,
                      grad_accum=rc["micro_batches"], save_every=rc["save_every"], keep_checkpoints=1,
                      seed=int(cfg.get("seed", 0)), extra_state={"reference": reference} if reference is not None else {},
                      on_step_end=callbacks, desc="grpo", mixed_precision=rc["mixed_precision"])

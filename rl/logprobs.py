@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -74,24 +75,74 @@ def pack_rows(prompts: Sequence[Sequence[int]], group: Sequence[int], completion
     return PackedRows(p_ids, p_mask, torch.tensor(list(group), dtype=torch.long), c_ids, c_mask)
 
 
-def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False, share_prompts: bool | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def length_buckets(rows: PackedRows, max_buckets: int = 4, min_saving: float = 0.1) -> list[torch.Tensor]:
+    """Split rows into up to `max_buckets` groups of similar output length when that saves compute.
+
+    Rows sorted by output length are cut into k equal parts; a part costs (rows x its longest output) +
+    (its distinct prompts x their longest prompt) tokens. Each extra part must save `min_saving` of the
+    tokens of one padded batch (one outlier of 128 tokens otherwise pads every row to 128).
+    """
+    lengths = rows.completion_mask.sum(-1)  # (N,)
+    order = torch.argsort(lengths, stable=True)
+    p_len = rows.prompt_mask.sum(-1)  # (P,)
+
+    def cost(parts):
+        total = 0.0
+        for idx in parts:
+            prompts = torch.unique(rows.group[idx])
+            total += len(idx) * float(lengths[idx].max()) + len(prompts) * float(p_len[prompts].max())
+        return total
+
+    best, best_cost = [order], cost([order])
+    base = best_cost
+    for k in range(2, max(1, max_buckets) + 1):
+        parts = [c for c in torch.tensor_split(order, k) if len(c)]
+        c = cost(parts)
+        if c < best_cost - min_saving * base:
+            best, best_cost = parts, c
+    return best
+
+
+def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False, share_prompts: bool | None = None,
+                   max_buckets: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(N, T) log pi(o_t | q, o_<t) of every output token (0 on padding), and optionally the per-token
     entropy of the policy (N, T), detached. Differentiable unless called under no_grad.
 
     share_prompts=None shares each prompt's computation across its group unless `model` is wrapped for
     data parallelism (DDP/FSDP expose `.module` and expect one forward per backward); then every row is
-    run as one [prompt | output] sequence in a single forward.
+    run as one [prompt | output] sequence in a single forward. With `max_buckets` > 1 (shared prompts
+    only) rows of similar output length are run together when `length_buckets` finds that cheaper.
     """
+    if share_prompts is None:
+        share_prompts = not hasattr(model, "module")
+    if share_prompts and max_buckets > 1:
+        parts = length_buckets(rows, max_buckets)
+        if len(parts) > 1:
+            n, t = rows.completion_ids.shape
+            lp = torch.zeros(n, t, device=next(model.parameters()).device)
+            ent = torch.zeros_like(lp) if with_entropy else None
+            for idx in parts:
+                l_b, e_b = _shared(model, rows.select(idx), with_entropy)
+                idx = idx.to(lp.device)
+                lp = lp.index_copy(0, idx, F.pad(l_b, (0, t - l_b.shape[1])))  # differentiable scatter
+                if with_entropy:
+                    ent = ent.index_copy(0, idx, F.pad(e_b, (0, t - e_b.shape[1])))
+            return lp, ent
+    if not share_prompts:
+        device = next(model.parameters()).device
+        g = rows.group.to(device)
+        return _unshared(model, rows.prompt_ids.to(device)[g], rows.prompt_mask.to(device)[g],
+                         rows.completion_ids.to(device), rows.completion_mask.to(device), with_entropy)
+    return _shared(model, rows, with_entropy)
+
+
+def _shared(model, rows: PackedRows, with_entropy: bool):
+    """The two-call forward of the module docstring: prompts once, then outputs over their cache."""
     device = next(model.parameters()).device
     p_ids, p_mask = rows.prompt_ids.to(device), rows.prompt_mask.to(device)
     group, c_ids = rows.group.to(device), rows.completion_ids.to(device)
     c_mask = rows.completion_mask.to(device)
     lp_len, t = p_ids.shape[1], c_ids.shape[1]
-    if share_prompts is None:
-        share_prompts = not hasattr(model, "module")
-    if not share_prompts:
-        return _unshared(model, p_ids[group], p_mask[group], c_ids, c_mask, with_entropy)
 
     # 1. prompts, once each: their cache and the logits that predict each output's first token
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)

@@ -130,6 +130,7 @@ class RolloutSettings:
     supervision: str = "outcome"  # outcome | process
     step_reward: str = "arithmetic"
     adv_eps: float = 1e-4
+    length_buckets: int = 1  # rl/logprobs.py: forward rows of similar output length together
     seed: int = 0
     rank: int = 0  # data-parallel rank: each rank takes its share of every step's questions
     world_size: int = 1
@@ -286,13 +287,12 @@ class RolloutSource:
             return ids  # stopped by a stop string, not by EOS
         return ids + [self.eos]
 
-    @staticmethod
-    def _logprobs(model, rows: PackedRows) -> torch.Tensor:
+    def _logprobs(self, model, rows: PackedRows) -> torch.Tensor:
         """log pi(o_t) under `model` (the reference, or pi_old when mu > 1), without gradients."""
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            lp, _ = token_logprobs(model, rows)
+            lp, _ = token_logprobs(model, rows, max_buckets=self.s.length_buckets)
         model.train(was_training)
         return lp
 

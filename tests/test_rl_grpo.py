@@ -143,12 +143,32 @@ def test_logprobs_of_forward_equal_generation_and_eos_is_an_action(tiny):
     with torch.no_grad():
         lp, _ = token_logprobs(src.policy, rows)
         flat, _ = token_logprobs(src.policy, rows, share_prompts=False)  # the DDP/FSDP path
-    assert torch.allclose(lp, flat, atol=1e-5)
+        bucketed, _ = token_logprobs(src.policy, rows, max_buckets=4)
+    assert torch.allclose(lp, flat, atol=1e-5) and torch.allclose(lp, bucketed, atol=1e-5)
     for i, c in enumerate(comps):
         k = len(c.logprobs)
         assert torch.allclose(lp[i, :k], torch.tensor(c.logprobs), atol=1e-4)
         if c.finish_reason == "stop":
             assert ids[i][-1] == tok.eos_token_id and rows.completion_mask[i, k] == 1
+
+
+def test_length_buckets_split_an_outlier_and_give_the_same_logprobs(tiny):
+    from rl.logprobs import length_buckets, pack_rows
+
+    src, _ = _source(tiny)
+    g = torch.Generator().manual_seed(0)
+    outs = [torch.randint(5, 200, (n,), generator=g).tolist() for n in (4, 5, 5, 6, 4, 5, 6, 60)]
+    rows = pack_rows([src._prompt_ids[0], src._prompt_ids[1]], [0, 0, 0, 0, 1, 1, 1, 1], outs, src.pad)
+    parts = length_buckets(rows, max_buckets=4)
+    assert len(parts) > 1 and sorted(torch.cat(parts).tolist()) == list(range(8))
+    assert 7 in parts[-1].tolist() and len(parts[-1]) < 8  # the 60-token outlier pads only its own part
+    with torch.no_grad():
+        one, e1 = token_logprobs(src.policy, rows, with_entropy=True)
+        many, e2 = token_logprobs(src.policy, rows, with_entropy=True, max_buckets=4)
+    assert torch.allclose(one, many, atol=1e-5) and torch.allclose(e1, e2, atol=1e-5)
+    many, _ = token_logprobs(src.policy, rows, max_buckets=4)
+    many.sum().backward()  # the scatter keeps the graph
+    assert all(p.grad is not None for p in src.policy.parameters() if p.requires_grad)
 
 
 def test_mu_updates_reuse_the_rollout_with_old_logprobs(tiny):
