@@ -19,8 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.io import write_json, write_run_record
-from pipeline.models import build_model, load_model, num_parameters, save
+from pipeline.io import atomic_path, write_json, write_run_record
+from pipeline.models import build_model, load_model, num_parameters
 from pipeline.training import OptimConfig
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,24 @@ def config_key(*parts) -> str:
 
 
 def guard_resume(run_dir: str | os.PathLike, key: str) -> None:
-    """Keep `run_dir/checkpoints` only if written under settings `key`; record `key` for the next run."""
+    """Keep `run_dir/checkpoints` only if written under settings `key`; record `key` for the next run.
+
+    Under data parallelism the main process decides and the others wait for it.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
     run_dir = Path(run_dir)
-    stamp = run_dir / "resume_key.json"
-    old = json.loads(stamp.read_text())["key"] if stamp.exists() else None
-    ckpts = run_dir / "checkpoints"
-    if ckpts.exists() and old != key:
-        log.warning("%s: checkpoints were written under other settings; starting afresh", run_dir)
-        shutil.rmtree(ckpts)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    write_json(stamp, {"key": key})
+    if state.is_main_process:
+        stamp = run_dir / "resume_key.json"
+        old = json.loads(stamp.read_text())["key"] if stamp.exists() else None
+        ckpts = run_dir / "checkpoints"
+        if ckpts.exists() and old != key:
+            log.warning("%s: checkpoints were written under other settings; starting afresh", run_dir)
+            shutil.rmtree(ckpts)
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        write_json(stamp, {"key": key})
+    state.wait_for_everyone()
 
 
 class Throughput:
@@ -96,16 +104,24 @@ class Throughput:
 
 
 def finish(loop, tokenizer, model_dir: str | os.PathLike, stage: str, cfg: dict, **record) -> Path:
-    """run.json beside `model_dir`, then the model (atomically), then drop the checkpoints."""
+    """run.json beside `model_dir`, then the model (atomically), then drop the checkpoints.
+
+    The weights come from `accelerator.get_state_dict`, which every process calls: under FSDP it gathers
+    the full state dict; under DDP or one process it is the model's own.
+    """
     model_dir = Path(model_dir)
     run_dir = model_dir.parent
+    acc = loop.accelerator
+    state = acc.get_state_dict(loop.model)
     model = loop.unwrapped_model()
-    if loop.accelerator.is_main_process:
+    if acc.is_main_process:
         write_run_record(run_dir, stage, cfg, parameters=num_parameters(model), **record)
         model.config.use_cache = True  # for generation by eval/RL
-        save(model, tokenizer, model_dir)
+        with atomic_path(model_dir) as tmp:
+            model.save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    loop.accelerator.wait_for_everyone()
+    acc.wait_for_everyone()
     log.info("saved %s", model_dir)
     return model_dir
 
