@@ -2,10 +2,10 @@
 
 The paper trains GRPO against a learned reward model (§4.2); our reward is rule-based, as DESIGN.md
 ("RL") fixes: the final answer checked by the *same* grader evaluation uses (`eval.grader.grade_many`,
-called with the same options evaluation uses, truncation rule included), so RL optimizes exactly what
+called with the same options evaluation uses, truncation rule included; rl/grading.py runs it behind a
+time limit so one pathological output cannot stall a run), so RL optimizes exactly what
 eval measures. Program-of-thought completions are graded by running their program in the sandbox
-(the grader's `execute_code` option); tool-integrated completions were already executed round by round
-during the rollout (rl/rollouts.py), so their code outputs are in the text.
+(the grader's `execute_code` option).
 
 Terms (each logged separately, the weighted sum is the reward):
 - `correctness`: 1 if the final answer is equivalent to the gold, else 0. A gold answer the grader
@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from rl.grading import GuardedGrader
+
 log = logging.getLogger(__name__)
 
 UNPARSEABLE_GOLD = "unparseable_gold"
@@ -40,10 +42,8 @@ class RewardInput:
     texts: list[str]
     golds: list[str]
     finish_reasons: list[str]
+    grader: GuardedGrader
     fmt: str = "cot"
-    workers: int = 1
-    timeout: float = 5.0
-    code_timeout: float = 10.0
     _verdicts: list[dict] | None = None
 
     @property
@@ -54,12 +54,9 @@ class RewardInput:
         with an explicitly stated answer (`truncated=True`), and PoT programs are run (`execute_code`).
         """
         if self._verdicts is None:
-            from eval.grader import grade_many
-
             truncated = [f == "length" for f in self.finish_reasons]
-            got = grade_many(list(zip(self.texts, self.golds)), workers=self.workers, timeout=self.timeout,
-                             execute_code=self.fmt == "pot", truncated=truncated, code_timeout=self.code_timeout)
-            self._verdicts = [{"pred": v.pred, "correct": bool(v.correct), "status": str(v.status)} for v in got]
+            self._verdicts = self.grader.grade(list(zip(self.texts, self.golds)), truncated,
+                                               execute_code=self.fmt == "pot")
         return self._verdicts
 
 
@@ -108,12 +105,11 @@ class RewardFunction:
         if not weights:
             raise ValueError("rl.rewards must name at least one reward term")
         self.weights = {k: float(v) for k, v in weights.items()}
-        self.workers, self.timeout, self.code_timeout = workers, timeout, code_timeout
+        self.grader = GuardedGrader(workers=workers, timeout=timeout, code_timeout=code_timeout)
 
     def __call__(self, texts: Sequence[str], golds: Sequence[str], finish_reasons: Sequence[str], *,
                  fmt: str = "cot") -> Scores:
-        inp = RewardInput(list(texts), list(golds), list(finish_reasons), fmt, self.workers, self.timeout,
-                          self.code_timeout)
+        inp = RewardInput(list(texts), list(golds), list(finish_reasons), self.grader, fmt)
         terms = {name: REWARDS[name](inp) for name in self.weights}
         total: list[float | None] = []
         for i in range(len(texts)):

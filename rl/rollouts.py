@@ -243,6 +243,7 @@ class RolloutSource:
             "accuracy": sum(scores.correct) / n,
             "zero_std_fraction": float(zero_std.float().mean()),
             "skipped_groups": float(skipped.sum()),
+            "grader_timeouts_total": float(self.reward_fn.grader.timeouts),
             "completion_len": float(lens.mean()),
             "completion_len_max": float(lens.max()),
             "truncated_fraction": sum(c.finish_reason == "length" for c in flat) / n,

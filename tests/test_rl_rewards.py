@@ -57,3 +57,20 @@ def test_step_rewards_arithmetic():
     assert step_rewards_arithmetic("", 1.0).rewards == []
     assert step_rewards_arithmetic("2 + 6 = 9. So \\boxed{9}", 0.0).rewards == [0.0, 0.0]  # period after the result
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
+
+
+def test_a_grader_over_its_time_limit_gives_timeout_verdicts_not_a_hang():
+    from rl.grading import GuardedGrader
+
+    g = GuardedGrader(batch_limit_s=0.05, item_limit_s=0.05)  # less than the child needs to start
+    try:
+        got = g.grade([("The answer is \\boxed{5}", "5"), ("\\boxed{6}", "5")], [False, False])
+        assert [v["status"] for v in got] == ["timeout", "timeout"] and g.timeouts == 2
+    finally:
+        g.close()
+    ok = GuardedGrader()
+    try:
+        assert ok.grade([("The answer is \\boxed{5}", "5")], [False])[0] == {"correct": True, "pred": "5",
+                                                                              "status": "ok"}
+    finally:
+        ok.close()
