@@ -21,9 +21,10 @@ TIMEOUT = "timeout"
 
 
 def _serve(conn) -> None:
-    """Child process: grade batches until the pipe closes."""
+    """Child process: say it is ready, then grade batches until the pipe closes."""
     from eval.grader import grade_many
 
+    conn.send(("ready", None))
     while True:
         try:
             pairs, truncated, kwargs = conn.recv()
@@ -40,21 +41,26 @@ class GuardedGrader:
     """`grade(pairs, truncated, execute_code) -> [{pred, correct, status}]` with a time limit per batch."""
 
     def __init__(self, *, workers: int = 1, timeout: float = 5.0, code_timeout: float = 10.0,
-                 batch_limit_s: float | None = None, item_limit_s: float | None = None):
+                 batch_limit_s: float | None = None, item_limit_s: float | None = None, serve=_serve):
         self.kwargs = {"workers": workers, "timeout": timeout, "code_timeout": code_timeout}
         # The grader bounds each slow comparison (and program run) by its own timeouts; only a hang in
         # the calling process exceeds these. None: derived per call from the timeouts and the batch size.
         self.item_limit_s, self.batch_limit_s = item_limit_s, batch_limit_s
+        self._serve = serve  # the child's loop (tests substitute one that hangs)
         self.timeouts = 0  # outputs that hit the limit, over the grader's lifetime
         self._ctx = multiprocessing.get_context("spawn")
         self._conn = None
         self._proc = None
 
-    def _start(self) -> None:
+    def _start(self, startup_limit_s: float = 300.0) -> None:
+        """Start the child and wait until it has imported the grader (not counted in any limit)."""
         self._conn, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="rl-grader")
+        self._proc = self._ctx.Process(target=self._serve, args=(child,), daemon=True, name="rl-grader")
         self._proc.start()
         child.close()
+        if not self._conn.poll(startup_limit_s) or self._conn.recv()[0] != "ready":
+            self._kill()
+            raise RuntimeError(f"the grader process did not start within {startup_limit_s:.0f}s")
 
     def _kill(self) -> None:
         if self._proc is not None:

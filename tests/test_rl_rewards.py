@@ -59,18 +59,31 @@ def test_step_rewards_arithmetic():
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
 
 
+def _serve_hanging_on_marker(conn):
+    """A grader child that hangs (as a pathological regex would) on any output containing HANG."""
+    import time
+
+    from eval.grader import grade_many
+
+    conn.send(("ready", None))
+    while True:
+        try:
+            pairs, truncated, kwargs = conn.recv()
+        except EOFError:
+            return
+        if any("HANG" in c for c, _ in pairs):
+            time.sleep(600)
+        conn.send(("ok", [(v.correct, v.pred, v.status) for v in grade_many(pairs, truncated=truncated, **kwargs)]))
+
+
 def test_a_grader_over_its_time_limit_gives_timeout_verdicts_not_a_hang():
     from rl.grading import GuardedGrader
 
-    g = GuardedGrader(batch_limit_s=0.05, item_limit_s=0.05)  # less than the child needs to start
+    g = GuardedGrader(batch_limit_s=2.0, item_limit_s=1.0, serve=_serve_hanging_on_marker)
     try:
-        got = g.grade([("The answer is \\boxed{5}", "5"), ("\\boxed{6}", "5")], [False, False])
-        assert [v["status"] for v in got] == ["timeout", "timeout"] and g.timeouts == 2
+        got = g.grade([("The answer is \\boxed{5}", "5"), ("HANG \\boxed{6}", "5"), ("\\boxed{6}", "5")],
+                      [False, False, False])
+        assert [v["status"] for v in got] == ["ok", "timeout", "ok"] and g.timeouts == 1
+        assert got[0]["correct"] and not got[2]["correct"]
     finally:
         g.close()
-    ok = GuardedGrader()
-    try:
-        assert ok.grade([("The answer is \\boxed{5}", "5")], [False])[0] == {"correct": True, "pred": "5",
-                                                                              "status": "ok"}
-    finally:
-        ok.close()
