@@ -183,6 +183,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     summary.update({"prompts": len(prompts), "prompts_skipped": prompt_set.skipped,
                     "skipped_groups_total": source.skipped_groups_total, "reference_resets": reset.resets,
                     "wall_s": round(time.perf_counter() - t_start, 2), "last_step": last})
+    rewards.grader.close()
     write_run_record(out, "rl.grpo", cfg, init=str(init), summary=summary)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the model is final; nothing left to resume
     log.info("GRPO done: reward %.3f -> %.3f, accuracy %.3f -> %.3f, zero-std groups %.2f, %.1f s/step",
