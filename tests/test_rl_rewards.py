@@ -59,31 +59,32 @@ def test_step_rewards_arithmetic():
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
 
 
-def _serve_hanging_on_marker(conn):
+def serve_hanging_on_marker():
     """A grader child that hangs (as a pathological regex would) on any output containing HANG."""
     import time
 
-    from eval.grader import grade_many
+    import rl.grading as grading
 
-    conn.send(("ready", None))
-    while True:
-        try:
-            pairs, truncated, kwargs = conn.recv()
-        except EOFError:
-            return
-        if any("HANG" in c for c, _ in pairs):
+    real = grading._grade_batch
+
+    def hang_or_grade(request):
+        if any("HANG" in completion for completion, _ in request["pairs"]):
             time.sleep(600)
-        conn.send(("ok", [(v.correct, v.pred, v.status) for v in grade_many(pairs, truncated=truncated, **kwargs)]))
+        return real(request)
+
+    grading._grade_batch = hang_or_grade
+    grading.serve()
 
 
 def test_a_grader_over_its_time_limit_gives_timeout_verdicts_not_a_hang():
     from rl.grading import GuardedGrader
 
-    g = GuardedGrader(batch_limit_s=2.0, item_limit_s=1.0, serve=_serve_hanging_on_marker)
+    g = GuardedGrader(batch_limit_s=2.0, item_limit_s=1.0, entry="tests.test_rl_rewards:serve_hanging_on_marker")
     try:
         got = g.grade([("The answer is \\boxed{5}", "5"), ("HANG \\boxed{6}", "5"), ("\\boxed{6}", "5")],
                       [False, False, False])
         assert [v["status"] for v in got] == ["ok", "timeout", "ok"] and g.timeouts == 1
         assert got[0]["correct"] and not got[2]["correct"]
+        assert g.grade([("\\boxed{7}", "7")], [False])[0]["correct"]  # a fresh child after the kill
     finally:
         g.close()
