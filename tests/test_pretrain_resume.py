@@ -66,12 +66,22 @@ def _run(args, kill_at=None):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+def _reference(d: Path) -> None:
+    """The uninterrupted run, in this process (one torch thread, as in the subprocesses)."""
+    import torch
+
+    from sft.pretrain import main
+
+    if not (d / "ref" / "model").exists():
+        torch.set_num_threads(1)
+        main(_args(d, "ref"))
+
+
 def test_sigkill_resume_gives_identical_weights(setup_dir):
     from safetensors.torch import load_file
 
     d = setup_dir
-    ref = _run(_args(d, "ref"))
-    assert ref.returncode == 0, ref.stderr[-3000:]
+    _reference(d)
 
     killed = _run(_args(d, "resumed"), kill_at=5)
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -97,8 +107,7 @@ def test_output_is_a_standard_checkpoint(setup_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     d = setup_dir
-    if not (d / "ref" / "model").exists():
-        assert _run(_args(d, "ref")).returncode == 0
+    _reference(d)
     model = AutoModelForCausalLM.from_pretrained(d / "ref" / "model")
     tok = AutoTokenizer.from_pretrained(d / "ref" / "model")
     assert tok.chat_template and model.config.vocab_size == len(tok)

@@ -3,8 +3,6 @@ skipped and counted, decontamination (the corpus stage's NgramMatcher) drops eva
 `python -m sft.train` writes a checkpoint transformers loads and eval can generate from."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,6 @@ import yaml
 
 from sft.data import DataStats, SFTSource, build_matcher, decontaminate, load_examples
 
-ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
 
 
@@ -98,6 +95,7 @@ def test_sft_cli_writes_a_loadable_checkpoint(tmp_path):
 
     from pipeline.generation import build_generator
     from pipeline.models import build_model, save, train_tokenizer
+    from sft.train import main
 
     torch.set_num_threads(1)
     rows = [_world_record(i, i % 9 + 1, i % 5 + 1) for i in range(24)]
@@ -117,10 +115,7 @@ def test_sft_cli_writes_a_loadable_checkpoint(tmp_path):
                                                      "path": "{results}/world/problems/test_gsm8k.jsonl"}]}}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "results/t/sft/mined/model"
-    r = subprocess.run([sys.executable, "-m", "sft.train", "--config", str(tmp_path / "cfg.yaml"),
-                        "--init", str(tmp_path / "init"), "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    main(["--config", str(tmp_path / "cfg.yaml"), "--init", str(tmp_path / "init"), "--out", str(out)])
     run = json.loads((out.parent / "run.json").read_text())
     assert run["packing"] is True and run["examples"] == 72 and run["steps"] == 4
     assert run["data"]["examples"] == {"cot": 24, "pot": 24, "tool": 24}
