@@ -56,7 +56,7 @@ def _addition_problems(n: int, seed: int) -> list[dict]:
     r = random.Random(seed)
     out = []
     for i in range(n):
-        a, b = r.randint(10, 99), r.randint(10, 99)
+        a, b = r.randint(0, 40), r.randint(0, 40)
         out.append({"problem_id": f"add-{seed}-{i}", "family": "add", "question": f"What is {a} + {b}?", "answer": str(a + b),
                     "cot": f"We add {a} and {b}. {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}."})
     return out
@@ -95,7 +95,7 @@ class _ResponseOnlyRows:
 
 
 def _fallback_model(work: Path) -> tuple[Path, Path]:
-    """A ~1M-parameter Llama that half-knows two-digit addition (reward variance to learn from)."""
+    """A ~1M-parameter Llama that partly knows additions of numbers up to 40 (reward variance to learn from)."""
     from eval.prompts import build_prompt
     from pipeline.models import build_model, num_parameters, save, train_tokenizer
     from pipeline.training import OptimConfig, TrainLoop
@@ -110,7 +110,7 @@ def _fallback_model(work: Path) -> tuple[Path, Path]:
         ids, mask, labels = b
         return m(input_ids=ids, attention_mask=mask, labels=labels).loss, {}
 
-    TrainLoop(model, lm_loss, _ResponseOnlyRows(tok, train), out_dir=work / "sft", total_steps=150,
+    TrainLoop(model, lm_loss, _ResponseOnlyRows(tok, train), out_dir=work / "sft", total_steps=400,
               optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=10), seed=0, desc="bench sft").run()
     save(model, tok, work / "model")
     rl = work / "rl.jsonl"
@@ -122,7 +122,7 @@ def _model_and_prompts(work: Path) -> tuple[Path, Path, str]:
     if (TINY_SFT / "config.json").exists() and TINY_RL.exists():
         return TINY_SFT, TINY_RL, "results/tiny SFT checkpoint + world RL questions"
     model, rl = _fallback_model(work)
-    return model, rl, "fallback: ~1M-param Llama SFT'd here on two-digit additions"
+    return model, rl, "fallback: ~1M-param Llama SFT'd here on additions up to 40"
 
 
 # --- the two trainers ------------------------------------------------------------------------------
