@@ -16,7 +16,8 @@ results/tiny/world/problems/rl.jsonl) when those exist, else a ~1M-parameter Lla
 minute on two-number additions (the same for both trainers either way). Reported: seconds per step
 (mean, median, and without the first step), the reward curve of each (mean reward of the rollouts at
 every step), and the zero-std-group fraction. Our run also reports its time split (generation /
-scoring / reference forward / policy forward+backward).
+scoring / reference forward / policy forward+backward). When the workflow has evaluated the SFT and
+RL checkpoints of the embedded default, their greedy / Maj@K / Pass@K are copied in side by side.
 """
 
 from __future__ import annotations
@@ -230,6 +231,24 @@ def _summary(r: dict) -> dict:
             "zero_std_fraction_mean": statistics.mean(r["zero_std_fraction"])}
 
 
+def _lift(results: Path = ROOT / "results/tiny") -> dict | None:
+    """SFT vs RL on the embedded default's test splits, from the workflow's own evaluations
+    (results/tiny/eval/{sft,rl}/<benchmark>/metrics.json), when `snakemake` has produced them."""
+    out = {}
+    for bench_dir in sorted((results / "eval" / "sft").glob("*")):
+        rl_metrics = results / "eval" / "rl" / bench_dir.name / "metrics.json"
+        if not (bench_dir / "metrics.json").exists() or not rl_metrics.exists():
+            continue
+        sft, rl = (json.loads(f.read_text()) for f in (bench_dir / "metrics.json", rl_metrics))
+        k = max(sft["maj@k"], key=int) if sft.get("maj@k") else None
+        out[bench_dir.name] = {
+            "greedy": {"sft": sft["greedy"], "rl": rl["greedy"]},
+            f"maj@{k}": {"sft": sft["maj@k"][k], "rl": rl["maj@k"][k]} if k else None,
+            f"pass@{k}": {"sft": sft["pass@k"][k], "rl": rl["pass@k"][k]} if k else None,
+        }
+    return out or None
+
+
 def main(out_dir: Path) -> dict:
     from pipeline.config import set_threads
 
@@ -255,6 +274,7 @@ def main(out_dir: Path) -> dict:
         "speed_ok": ratio <= 0.5,
         "reward_diff_mean": so["reward_mean"] - st["reward_mean"],
         "reward_diff_second_half": so["reward_second_half"] - st["reward_second_half"],
+        "sft_vs_rl": _lift(),
     }
     _plot(ours, trl, Path(out_dir) / "grpo_reward_curve.png")
     log.info("ours %.2f s/step vs TRL %.2f s/step (ratio %.2f, CPU-time ratio %s); mean reward ours %.3f vs "
