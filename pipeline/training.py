@@ -151,7 +151,7 @@ class TrainLoop:
             write_jsonl(self.metrics_path, rows)
 
     def save_checkpoint(self) -> Path:
-        """Write checkpoints/step-XXXXXXXX atomically; keep the newest `keep_checkpoints`."""
+        """Write checkpoints/step-<8-digit step> atomically; keep the newest `keep_checkpoints`."""
         final = self.ckpt_dir / f"step-{self.counter.step:08d}"
         tmp = self.ckpt_dir / f".tmp-step-{self.counter.step:08d}"
         if self.accelerator.is_main_process:
