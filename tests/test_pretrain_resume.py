@@ -131,3 +131,21 @@ def test_changed_settings_do_not_resume(setup_dir):
     (run_dir / "resume_key.json").unlink()
     guard_resume(run_dir, "key-b")  # checkpoints of unknown origin are not trusted
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_continued_pretraining_loads_a_base_and_grows_its_embeddings(setup_dir):
+    """`model.init` as a save_pretrained folder (a hub id goes the same way): loaded in train mode; a
+    tokenizer with extra tokens resizes the embeddings."""
+    from transformers import AutoTokenizer
+
+    from sft.recipe import load_or_build_model
+
+    d = setup_dir
+    _reference(d)
+    tok = AutoTokenizer.from_pretrained(d / "ref" / "model")
+    base_vocab = len(tok)
+    tok.add_tokens(["<|extra_a|>", "<|extra_b|>"])
+    cfg = {"dtype": "float32", "attn_implementation": "sdpa", "gradient_checkpointing": False}
+    model = load_or_build_model(cfg, tok, str(d / "ref" / "model"))
+    assert model.training and not model.config.use_cache
+    assert model.get_input_embeddings().num_embeddings == base_vocab + 2
