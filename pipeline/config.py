@@ -15,6 +15,7 @@ import argparse
 import copy
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,22 @@ CONFIG_DIR = ROOT / "config"
 SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
 
 log = logging.getLogger(__name__)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where `1e-4` (no dot) is a string; YAML 1.2 and every user mean a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text as configs are read (numbers like `1e-4` are floats)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 class ConfigError(ValueError):
@@ -56,7 +73,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {item!r}: empty key segment")
-    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+    return key.split("."), read_yaml(raw) if raw != "" else ""
 
 
 def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
@@ -102,7 +119,7 @@ def validate(cfg: dict, source: str = "<config>", schema: dict | None = None) ->
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read config: {e}") from e
     if not isinstance(raw, dict):

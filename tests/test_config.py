@@ -40,6 +40,16 @@ def test_overrides_parse_yaml_values():
         apply_overrides({}, ["nonsense"])
 
 
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    """PyYAML's YAML 1.1 reads `1e-4` as a string; a config or --set with it must still validate."""
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(SHIPPED[0].read_text() + "\n")
+    cfg = load_config(cfg_file, ["rl.lr=1e-4", "rl.beta=4E-2", "rl.steps=3"])
+    assert cfg["rl"]["lr"] == 1e-4 and cfg["rl"]["beta"] == 0.04 and cfg["rl"]["steps"] == 3
+    cfg_file.write_text("name: t\nrl: {lr: 2e-5}\n")
+    assert load_config(cfg_file)["rl"]["lr"] == 2e-5
+
+
 def test_bad_config_names_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: ok\nthreads: zero\n")
