@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --only grpo          # or: make bench
     BENCH_GRPO_STEPS=20 python -m benchmarks.run --only grpo
+    BENCH_GRPO_MODEL=path/to/sft/model BENCH_GRPO_PROMPTS=path/to/rl.jsonl python -m benchmarks.run --only grpo
 
 Both trainers run in this process, one after the other, on one CPU thread, from the same checkpoint,
 with the same questions (the same prompt strings, built by eval.prompts), the same reward (rl.rewards:
@@ -11,7 +12,8 @@ defaults differ from the paper (DeepSeekMath §4): beta 0.04 (TRL: 0), loss_type
 token mean, TRL: "dapo"), scale_rewards "group", one update per generation (num_iterations 1); with the
 KL term on, TRL loads the model from a folder to build its reference.
 
-The model: the embedded default's SFT checkpoint (results/tiny/sft/mined/model, RL questions from
+The model: BENCH_GRPO_MODEL + BENCH_GRPO_PROMPTS (a save_pretrained folder and a problem JSONL) when set, else
+the embedded default's SFT checkpoint (results/tiny/sft/mined/model, RL questions from
 results/tiny/world/problems/rl.jsonl) when those exist, else a ~1M-parameter Llama trained here for a
 minute on two-number additions (the same for both trainers either way). Reported: seconds per step
 (mean, median, and without the first step), the reward curve of each (mean reward of the rollouts at
@@ -120,6 +122,12 @@ def _fallback_model(work: Path) -> tuple[Path, Path]:
 
 
 def _model_and_prompts(work: Path) -> tuple[Path, Path, str]:
+    model, prompts = os.environ.get("BENCH_GRPO_MODEL"), os.environ.get("BENCH_GRPO_PROMPTS")
+    if model or prompts:
+        if not (model and prompts and (Path(model) / "config.json").exists() and Path(prompts).exists()):
+            raise FileNotFoundError(f"BENCH_GRPO_MODEL={model!r} must be a model folder and "
+                                    f"BENCH_GRPO_PROMPTS={prompts!r} a problem file; both must exist")
+        return Path(model), Path(prompts), f"{model} + {prompts}"
     if (TINY_SFT / "config.json").exists() and TINY_RL.exists():
         return TINY_SFT, TINY_RL, "results/tiny SFT checkpoint + world RL questions"
     model, rl = _fallback_model(work)
