@@ -9,7 +9,8 @@ with the same questions (the same prompt strings, built by eval.prompts), the sa
 the shared grader's correctness), 16 questions x G 8 per step, at most 128 new tokens, the same lr,
 AdamW betas, grad clipping, temperature 1 and no lr schedule. TRL's options are set explicitly where its
 defaults differ from the paper (DeepSeekMath §4): beta 0.04 (TRL: 0), loss_type "grpo" (per-output
-token mean, TRL: "dapo"), scale_rewards "group", one update per generation (num_iterations 1); with the
+token mean, TRL: "dapo"), scale_rewards "group", one update per generation (num_iterations 1), float32 and
+no gradient checkpointing (TRL defaults to bf16 and checkpointing; ours runs neither); with the
 KL term on, TRL loads the model from a folder to build its reference.
 
 The model: BENCH_GRPO_MODEL + BENCH_GRPO_PROMPTS (a save_pretrained folder and a problem JSONL) when set, else
@@ -201,6 +202,7 @@ def _run_trl(model: Path, prompts: Path, out: Path, s: dict) -> dict:
         scale_rewards="group", num_iterations=1, num_generations=s["group_size"],
         per_device_train_batch_size=s["prompts_per_step"] * s["group_size"], gradient_accumulation_steps=1,
         max_completion_length=s["max_new_tokens"], temperature=s["temperature"], top_p=s["top_p"],
+        gradient_checkpointing=False, bf16=False, fp16=False,  # TRL defaults: checkpointing on, bf16 on
         use_cpu=True, seed=0, logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True,
         dataloader_num_workers=0)
     t0 = time.perf_counter()

@@ -15,7 +15,6 @@ Records without the configured text field are skipped and counted (and logged wi
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import time
 import urllib.error
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.decontaminate import clean_benchmark_text
-from pipeline.io import atomic_path, write_json, write_jsonl
+from pipeline.io import atomic_path, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +59,7 @@ def read_records(path: str | Path, skips: SkipCounter) -> Iterator[dict]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
             yield from batch.to_pylist()
         return
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                skips.skip(f"bad JSON ({e.msg})", f"{path}:{lineno}")
-                continue
-            if not isinstance(obj, dict):
-                skips.skip("not a JSON object", f"{path}:{lineno}")
-                continue
-            yield obj
+    yield from read_jsonl(path, strict=False, on_skip=skips.skip)
 
 
 def read_hub(hub: str, configs: list[str | None], split: str) -> Iterator[dict]:

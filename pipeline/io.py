@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +71,12 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | os.PathLike, *, strict: bool = True) -> Iterator[dict]:
+def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
+               on_skip: Callable[[str, str], None] | None = None) -> Iterator[dict]:
     """Yield JSON objects from a (optionally gzipped) JSONL file.
 
-    A malformed line raises ValueError naming the file and line; with strict=False it is skipped
-    and logged instead (callers that count skips should use `read_jsonl_counted`).
+    A malformed line raises ValueError naming the file and line. With strict=False it is skipped
+    instead: reported to `on_skip(reason, "file:line")` (a caller's counter), else logged.
     """
     import gzip
     import logging
@@ -88,15 +89,20 @@ def read_jsonl(path: str | os.PathLike, *, strict: bool = True) -> Iterator[dict
                 continue
             try:
                 obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
             except ValueError as e:
-                msg = f"{path}:{lineno}: bad JSON record: {e}"
-                if strict:
-                    raise ValueError(msg) from e
-                logging.getLogger(__name__).warning("skipped %s", msg)
-                continue
-            yield obj
+                reason = f"bad JSON ({getattr(e, 'msg', e)})"
+            else:
+                if isinstance(obj, dict):
+                    yield obj
+                    continue
+                reason = f"not a JSON object (a {type(obj).__name__})"
+            where = f"{path}:{lineno}"
+            if strict:
+                raise ValueError(f"{where}: bad JSON record: {reason}")
+            if on_skip is not None:
+                on_skip(reason, where)
+            else:
+                logging.getLogger(__name__).warning("skipped %s: %s", where, reason)
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:

@@ -36,3 +36,13 @@ def test_read_jsonl_names_bad_line(tmp_path):
     with pytest.raises(ValueError, match=r"x.jsonl:2: bad JSON record"):
         list(read_jsonl(path))
     assert list(read_jsonl(path, strict=False)) == [{"a": 1}]
+
+
+def test_read_jsonl_reports_each_skipped_line_to_the_caller(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n{not json\n[1, 2]\n\n{"b": 2}\n')
+    skipped = []
+    rows = list(read_jsonl(path, strict=False, on_skip=lambda reason, where: skipped.append((reason, where))))
+    assert rows == [{"a": 1}, {"b": 2}]
+    assert [w for _, w in skipped] == [f"{path}:2", f"{path}:3"]
+    assert skipped[0][0].startswith("bad JSON") and skipped[1][0] == "not a JSON object (a list)"
