@@ -44,6 +44,27 @@ def test_logprobs_are_the_policy_logprobs(lm):
     assert c.logprobs == pytest.approx(ref, abs=1e-4)
 
 
+def test_long_batched_sampling_keeps_exact_logprobs_while_rows_finish_and_the_cache_grows(lm):
+    """Rows that finish early leave the batch and the KV cache grows in chunks (pipeline/generation.py):
+    every surviving row must still be decoded against its own cache, so its sampled tokens' log-probs
+    equal a plain forward over prompt + output."""
+    from pipeline.generation import CACHE_CHUNK
+
+    model, tok = lm
+    prompts = ["Tom has 3", "He buys 11 more. 3 +", "Tom"]
+    outs = build_generator("hf", model, tok).generate(prompts, n=6, temperature=1.3, max_new_tokens=3 * CACHE_CHUNK,
+                                                      stop=["="], seed=5)
+    lengths = [len(c.token_ids) for row in outs for c in row]
+    assert max(lengths) > CACHE_CHUNK and min(lengths) < CACHE_CHUNK  # rows left early, the cache grew
+    for prompt, row in zip(prompts, outs):
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        for c in row:
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([p_ids + c.token_ids])).logits[0].float(), -1)
+            ref = [logp[len(p_ids) - 1 + i, t].item() for i, t in enumerate(c.token_ids)]
+            assert c.logprobs == pytest.approx(ref, abs=1e-4)
+
+
 def test_n_samples_per_prompt_seeded_and_shaped(lm):
     model, tok = lm
     g = build_generator("hf", model, tok, batch_size=5)
