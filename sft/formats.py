@@ -21,7 +21,7 @@ Loss on a tool response: at inference the model writes ``\\`\\`\\`output`` (a st
 `eval.prompts.TOOL_OUTPUT_OPEN`) and the harness appends the execution result and the closing fence.
 So the model is trained to write the opener but not what follows it: the characters from the end of
 ``\\`\\`\\`output`` through its closing ``\\`\\`\\``` and the newline after it are masked
-(`masked_spans`), exactly the text eval's harness appends (`eval.run.format_tool_output`).
+(`masked_spans`), exactly the text eval's harness appends (`eval.traces.format_tool_output`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = ["FORMATS", "TOOL_OUTPUT_OPEN", "check_response", "masked_spans", "gsm
 
 _PYTHON_BLOCK = re.compile(r"```python[ \t]*\n(.*?)\n?```", re.DOTALL)
 # An output block: the opener, then what the eval harness writes after it - the content, the closing
-# fence and the newline after it (eval.run.format_tool_output).
+# fence and the newline after it (eval.traces.format_tool_output).
 _OUTPUT_BLOCK = re.compile(re.escape(TOOL_OUTPUT_OPEN) + r"(.*?```\n?)", re.DOTALL)
 _BOXED = re.compile(r"\\boxed\s*\{")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from eval import run as eval_run
+from eval import traces as eval_traces
 from eval.metrics import metrics_from_samples
 from pipeline.generation import Completion
 
@@ -189,7 +190,7 @@ def test_tool_integrated_rounds_run_code_and_resume():
         return types.SimpleNamespace(status="ok", stdout="42\n", stderr="")
 
     gen = ToolGenerator()
-    traces = eval_run.generate_traces(gen, ["PROMPT"], n=2, temperature=0.7, top_p=1.0, max_new_tokens=100,
+    traces = eval_traces.generate_traces(gen, ["PROMPT"], n=2, temperature=0.7, top_p=1.0, max_new_tokens=100,
                                       stop=["```output"], seed=0, tool=True, max_tool_calls=3, run_code=run_code)
     t = traces[0][0]
     assert ran == ["print(6*7)\n", "print(6*7)\n"]
@@ -200,7 +201,7 @@ def test_tool_integrated_rounds_run_code_and_resume():
 
 def test_tool_rounds_share_the_token_budget():
     gen = ToolGenerator(long_continuation=True)
-    traces = eval_run.generate_traces(
+    traces = eval_traces.generate_traces(
         gen, ["P"], n=1, temperature=0.0, top_p=1.0, max_new_tokens=30, stop=["```output"], seed=0, tool=True,
         max_tool_calls=3, run_code=lambda code, timeout: types.SimpleNamespace(status="error", stdout="",
                                                                                stderr="Traceback\nNameError: x"),
@@ -211,10 +212,10 @@ def test_tool_rounds_share_the_token_budget():
 
 
 def test_trailing_code_only_when_the_text_ends_in_a_closed_python_block():
-    assert eval_run.trailing_code("a\n```python\nx=1\nprint(x)\n```\n") == "x=1\nprint(x)\n"
-    assert eval_run.trailing_code("```python\nx=1\n```\n```output\n1\n```\n") is None
-    assert eval_run.trailing_code("```python\nx=1\n```\nSo \\boxed{1}") is None
-    assert eval_run.trailing_code("```python\nx=1\n") is None
+    assert eval_traces.trailing_code("a\n```python\nx=1\nprint(x)\n```\n") == "x=1\nprint(x)\n"
+    assert eval_traces.trailing_code("```python\nx=1\n```\n```output\n1\n```\n") is None
+    assert eval_traces.trailing_code("```python\nx=1\n```\nSo \\boxed{1}") is None
+    assert eval_traces.trailing_code("```python\nx=1\n") is None
 
 
 @pytest.mark.skipif(not BENCH.exists(), reason=f"{BENCH} not present (shared benchmark data)")
