@@ -108,8 +108,8 @@ class HFGenerator(Generator):
             step_pos = (mask.cumsum(-1) - 1).clamp(min=0)
             # A static (preallocated) KV cache: a dynamic one re-concatenates every layer's cache at
             # every step, which dominated the profile (~50% of time for a 1M-param model).
-            cache = _static_cache(model, ids.shape[1] + min(max_new_tokens, CACHE_CHUNK))
             capacity = ids.shape[1] + min(max_new_tokens, CACHE_CHUNK)
+            cache = _static_cache(model, capacity)
             step_ids = ids
             cache_pos = torch.arange(ids.shape[1], device=device)
             full_mask = torch.cat([mask, torch.zeros(B, max_new_tokens, dtype=mask.dtype, device=device)], 1)
@@ -145,7 +145,7 @@ class HFGenerator(Generator):
                 if int(keep.sum()) <= 0.75 * len(live):
                     # Drop finished rows from the batch (and their KV cache): outputs end at very different
                     # lengths, and the attention over the cache is most of a decoding step's time on CPU.
-                    # Measured: 16 prompts x G 8, 128 new tokens, 1M params: ~25% less time per rollout.
+                    # Measured with Gumbel-max sampling: 16 prompts x G 8, 128 new tokens, 1M params: 2.09 -> 1.74 CPU s.
                     sel = keep.nonzero().flatten()
                     cache.reorder_cache(sel.to(device))
                     live, nxt, step_pos, full_mask = live[sel], nxt[sel], step_pos[sel.to(device)], full_mask[sel.to(device)]
