@@ -89,10 +89,15 @@ class HFGenerator(Generator):
 
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids = enc["input_ids"].to(device)  # (B, P), left-padded
-        mask = enc["attention_mask"].to(device)  # (B, P)
-        B = ids.shape[0]
+        # Each distinct prompt is run through the model once and its KV cache copied to its rows: n
+        # samples of a prompt share it. Measured (16 prompts x 8 samples, ~50-token prompts, 1.3M params,
+        # one thread): the prefill fell from 0.53 to 0.05 CPU s of a ~2.2 s rollout.
+        distinct = list(dict.fromkeys(prompts))
+        row_prompt = torch.tensor([distinct.index(p) for p in prompts]) if len(distinct) < len(prompts) else None
+        enc = tok(distinct, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids = enc["input_ids"].to(device)  # (U, P), left-padded
+        p_mask = enc["attention_mask"].to(device)  # (U, P)
+        B, P = len(prompts), ids.shape[1]
         eos = tok.eos_token_id
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
         new_ids = torch.full((B, max_new_tokens), pad, dtype=torch.long)  # (B, T)
@@ -105,24 +110,23 @@ class HFGenerator(Generator):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            step_pos = (mask.cumsum(-1) - 1).clamp(min=0)
             # A static (preallocated) KV cache: a dynamic one re-concatenates every layer's cache at
             # every step, which dominated the profile (~50% of time for a 1M-param model).
-            capacity = ids.shape[1] + min(max_new_tokens, CACHE_CHUNK)
+            capacity = P + min(max_new_tokens, CACHE_CHUNK)
             cache = _static_cache(model, capacity)
-            step_ids = ids
-            cache_pos = torch.arange(ids.shape[1], device=device)
-            full_mask = torch.cat([mask, torch.zeros(B, max_new_tokens, dtype=mask.dtype, device=device)], 1)
+            pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(input_ids=ids, attention_mask=p_mask, position_ids=pos, past_key_values=cache,
+                        cache_position=torch.arange(P, device=device), use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            logits = out.logits[:, -1, :].float().cpu()  # (U, V)
+            if row_prompt is not None:  # distinct prompts -> rows
+                cache.reorder_cache(row_prompt.to(device))
+                logits, p_mask, pos = logits[row_prompt], p_mask[row_prompt.to(device)], pos[row_prompt.to(device)]
+            step_pos = pos[:, -1:]
+            full_mask = torch.cat([p_mask, torch.zeros(B, max_new_tokens, dtype=p_mask.dtype, device=device)], 1)
             live = torch.arange(B)  # the rows still in the batch (finished ones are dropped, see below)
             for t in range(max_new_tokens):
-                if ids.shape[1] + t >= capacity:
-                    capacity = _grow_static_cache(cache, capacity, ids.shape[1] + max_new_tokens)
-                out = model(input_ids=step_ids, attention_mask=full_mask[:, : ids.shape[1] + t],
-                            position_ids=step_pos, past_key_values=cache, cache_position=cache_pos,
-                            use_cache=True)
-                cache = out.past_key_values
-                logits = out.logits[:, -1, :].float().cpu()  # (b, V), b = len(live)
-                nxt = _sample(logits, temperature, top_p, gen)  # (b,)
+                nxt = _sample(logits, temperature, top_p, gen)  # (b,), b = len(live)
                 lp = torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(-1)
                 was_done = done[live]
                 hit_eos = (nxt == eos) & ~was_done
@@ -140,7 +144,7 @@ class HFGenerator(Generator):
                         if any(s in tok.decode(tail_ids, skip_special_tokens=True) for s in stop):
                             done[b] = stopped[b] = True
                 keep = ~done[live]
-                if not bool(keep.any()):
+                if not bool(keep.any()) or t == max_new_tokens - 1:
                     break
                 if int(keep.sum()) <= 0.75 * len(live):
                     # Drop finished rows from the batch (and their KV cache): outputs end at very different
@@ -149,10 +153,17 @@ class HFGenerator(Generator):
                     sel = keep.nonzero().flatten()
                     cache.reorder_cache(sel.to(device))
                     live, nxt, step_pos, full_mask = live[sel], nxt[sel], step_pos[sel.to(device)], full_mask[sel.to(device)]
+                # Feed token t (a finished row feeds padding) at cache position P + t.
+                if P + t >= capacity:
+                    capacity = _grow_static_cache(cache, capacity, P + max_new_tokens)
                 step_ids = torch.where(done[live], torch.full_like(nxt, pad), nxt)[:, None].to(device)
-                step_pos = step_pos[:, -1:] + 1
-                cache_pos = cache_pos[-1:] + 1
-                full_mask[:, ids.shape[1] + t] = 1
+                step_pos = step_pos + 1
+                full_mask[:, P + t] = 1
+                out = model(input_ids=step_ids, attention_mask=full_mask[:, : P + t + 1], position_ids=step_pos,
+                            past_key_values=cache, cache_position=torch.tensor([P + t], device=device),
+                            use_cache=True)
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :].float().cpu()
         model.train(was_training)
 
         # Rows are compacted left-to-right: tokens after EOS/stop were never written.

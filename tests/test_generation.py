@@ -65,6 +65,22 @@ def test_long_batched_sampling_keeps_exact_logprobs_while_rows_finish_and_the_ca
             assert c.logprobs == pytest.approx(ref, abs=1e-4)
 
 
+def test_each_distinct_prompt_is_run_through_the_model_once(lm):
+    """n samples of a prompt share its prefill (the KV cache is copied to its rows): the first forward
+    sees each distinct prompt once, every later one a single new token per live row."""
+    model, tok = lm
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        outs = build_generator("hf", model, tok).generate(["Tom has 3", "He buys"], n=5, temperature=1.0,
+                                                          max_new_tokens=4, seed=2)
+    finally:
+        hook.remove()
+    assert shapes[0][0] == 2 and all(s[1] == 1 and s[0] <= 10 for s in shapes[1:])
+    assert [len(r) for r in outs] == [5, 5]
+
+
 def test_n_samples_per_prompt_seeded_and_shaped(lm):
     model, tok = lm
     g = build_generator("hf", model, tok, batch_size=5)
