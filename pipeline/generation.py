@@ -87,6 +87,8 @@ class HFGenerator(Generator):
     def _generate_batch(self, prompts, temperature, top_p, max_new_tokens, stop, gen):
         import torch
 
+        from pipeline.attention import decoding
+
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
         # Each distinct prompt is run through the model once and its KV cache copied to its rows: n
@@ -109,7 +111,7 @@ class HFGenerator(Generator):
 
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), decoding(model):  # one-query steps: pipeline/attention.py
             # A static (preallocated) KV cache: a dynamic one re-concatenates every layer's cache at
             # every step, which dominated the profile (~50% of time for a 1M-param model).
             capacity = P + min(max_new_tokens, CACHE_CHUNK)

@@ -116,3 +116,29 @@ def test_unknown_backend_and_missing_vllm_are_clear_errors(lm):
     except ImportError:
         with pytest.raises(ImportError, match=r"mathpipe\[gpu\]"):
             build_generator("vllm", "some/model")
+
+
+def test_decode_attention_equals_sdpa_and_generation_restores_the_implementation(lm):
+    """pipeline/attention.py: the one-query CPU path gives SDPA's numbers (GQA, padding mask), and a
+    generation call leaves the model on the attention implementation it had."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from pipeline.attention import decode_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 4, 1, 8, generator=g), torch.randn(3, 2, 9, 8, generator=g),
+               torch.randn(3, 2, 9, 8, generator=g))
+    mask = torch.ones(3, 1, 1, 9, dtype=torch.bool)
+    mask[1, ..., :4] = False  # a left-padded row
+    module = SimpleNamespace(num_key_value_groups=2, training=False, is_causal=True)
+    ours, _ = decode_attention(module, q, k, v, mask, scaling=0.3)
+    ref, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.3)
+    assert ours.shape == ref.shape == (3, 1, 4, 8)
+    assert torch.allclose(ours, ref, atol=1e-6)
+
+    model, tok = lm
+    before = model.config._attn_implementation
+    build_generator("hf", model, tok).generate(["Tom"], n=2, temperature=1.0, max_new_tokens=3)
+    assert model.config._attn_implementation == before
