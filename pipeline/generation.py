@@ -129,7 +129,7 @@ class HFGenerator(Generator):
             live = torch.arange(B)  # the rows still in the batch (finished ones are dropped, see below)
             for t in range(max_new_tokens):
                 nxt = _sample(logits, temperature, top_p, gen)  # (b,), b = len(live)
-                lp = torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(-1)
+                lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
                 was_done = done[live]
                 hit_eos = (nxt == eos) & ~was_done
                 active = ~was_done & ~hit_eos
