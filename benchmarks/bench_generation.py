@@ -50,7 +50,7 @@ def _cpu_time(fn) -> tuple[float, object]:
 def main(out_dir: Path) -> dict:
     import torch
 
-    from eval.prompts import build_prompt
+    from grading.prompts import build_prompt
     from pipeline.generation import build_generator
 
     model, tok, questions, source = _model_and_questions()

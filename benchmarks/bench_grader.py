@@ -1,4 +1,4 @@
-"""Grader throughput and accuracy: eval.grader vs Math-Verify 0.9, measured in the same run.
+"""Grader throughput and accuracy: grading.grader vs Math-Verify 0.9, measured in the same run.
 
 Workloads:
 - the golden table (tests/test_grader_golden.py): every category of the issue plus hard negatives;
@@ -25,7 +25,7 @@ BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "mat
 
 
 def _ours(pairs: list[tuple[str, str]]) -> tuple[list[bool], float]:
-    from eval.grader import grade_many
+    from grading.grader import grade_many
 
     t0 = time.perf_counter()
     verdicts = grade_many(pairs, workers=1, timeout=5.0)
@@ -66,8 +66,8 @@ def _score(name: str, got: list[bool], expected: list[bool], categories: list[st
 def main(out_dir: Path) -> dict:
     from math_verify import parse, verify
 
-    from eval.grader import grade
-    from eval.sympy_compare import SELF_TEST_CASES
+    from grading.grader import grade
+    from grading.sympy_compare import SELF_TEST_CASES
     from tests.test_grader_golden import GOLDEN
 
     t0 = time.perf_counter()
@@ -89,7 +89,7 @@ def main(out_dir: Path) -> dict:
     for name, (pairs, expected, cats) in workloads.items():
         ours, t_ours = _ours(pairs)
         mv, t_mv = _math_verify(pairs)
-        a, b = _score("eval.grader", ours, expected, cats, t_ours), _score("math-verify 0.9.0", mv, expected, cats, t_mv)
+        a, b = _score("grading.grader", ours, expected, cats, t_ours), _score("math-verify 0.9.0", mv, expected, cats, t_mv)
         result[name] = {"ours": a, "math_verify": b, "speedup": round(t_mv / t_ours, 1),
                         "math_verify_wrong": Counter(c for c, g, e in zip(cats, mv, expected) if g != e)}
         log.info("%s: ours %.0f cases/s acc %.3f | math-verify %.0f cases/s acc %.3f | speed-up %.1fx",

@@ -5,7 +5,7 @@
     BENCH_GRPO_MODEL=path/to/sft/model BENCH_GRPO_PROMPTS=path/to/rl.jsonl python -m benchmarks.run --only grpo
 
 Both trainers run in this process, one after the other, on one CPU thread, from the same checkpoint,
-with the same questions (the same prompt strings, built by eval.prompts), the same reward (rl.rewards:
+with the same questions (the same prompt strings, built by grading.prompts), the same reward (rl.rewards:
 the shared grader's correctness), 16 questions x G 8 per step, at most 128 new tokens, the same lr,
 AdamW betas, grad clipping, temperature 1 and no lr schedule. TRL's options are set explicitly where its
 defaults differ from the paper (DeepSeekMath §4): beta 0.04 (TRL: 0), loss_type "grpo" (per-output
@@ -70,7 +70,7 @@ class _ResponseOnlyRows:
     """SFT rows (prompt + CoT + EOS, loss on the response) for the fallback model."""
 
     def __init__(self, tok, recs, batch_size: int = 32):
-        from eval.prompts import build_prompt
+        from grading.prompts import build_prompt
 
         self.tok, self.bs, self.cursor = tok, batch_size, 0
         self.rows = [(tok(build_prompt(r["question"], "cot", tok), add_special_tokens=False)["input_ids"],
@@ -100,7 +100,7 @@ class _ResponseOnlyRows:
 
 def _fallback_model(work: Path) -> tuple[Path, Path]:
     """A ~1M-parameter Llama that partly knows additions of numbers up to 40 (reward variance to learn from)."""
-    from eval.prompts import build_prompt
+    from grading.prompts import build_prompt
     from pipeline.models import build_model, num_parameters, save, train_tokenizer
     from pipeline.training import OptimConfig, TrainLoop
 
@@ -167,7 +167,7 @@ def _run_trl(model: Path, prompts: Path, out: Path, s: dict) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from eval.prompts import build_prompt
+    from grading.prompts import build_prompt
     from pipeline.models import load_tokenizer
     from rl.rewards import RewardFunction
     from rl.rollouts import load_prompts

@@ -9,7 +9,7 @@ Definitions (one problem, n sampled completions, c of them correct):
 - Pass@K: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, K) / C(n, K): the chance that at
   least one of K completions drawn without replacement from the n is correct.
 - Maj@K: majority vote over K completions. Answers are grouped into equivalence classes by the shared
-  grader (`eval.grader.group_equivalent`, stored per sample as `vote_class`; -1 = no answer). The class
+  grader (`grading.grader.group_equivalent`, stored per sample as `vote_class`; -1 = no answer). The class
   with the most votes wins. **Ties** go to the tied class whose first member (lowest `sample_index`
   among the K voters) comes first, i.e. the answer the model produced earliest. **No-answer samples never
   win**: they cast no vote, and if none of the K has an answer the vote is wrong. The vote is right when

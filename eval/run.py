@@ -3,10 +3,10 @@
     python -m eval --model results/tiny/rl/model --benchmark math500 --data ../shared/data/bench/math500_test.jsonl \
         --n 64 --k 1,4,16,64 --temperature 0.7 --format cot --out results/tiny/eval/rl/math500
 
-Steps: load the benchmark, build one prompt per problem (eval.prompts), generate one greedy completion
+Steps: load the benchmark, build one prompt per problem (grading.prompts), generate one greedy completion
 (temperature 0) and n sampled ones per problem (pipeline.generation), grade every completion with the
-shared grader (eval.grader.grade_many), group each problem's sampled answers into equivalence classes
-(eval.grader.group_equivalent), and write
+shared grader (grading.grader.grade_many), group each problem's sampled answers into equivalence classes
+(grading.grader.group_equivalent), and write
 
 - `samples.jsonl`: one row per completion: `problem_id`, `sample_index` (-1 = the greedy one),
   `completion`, `pred`, `correct`, `status`, plus `vote_class`, `finish_reason`, `num_tokens`, `gold`
@@ -40,9 +40,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from eval.benchmarks import FieldMap, HubSpec, load_benchmark
+from grading.benchmarks import FieldMap, HubSpec, load_benchmark
 from eval.metrics import DEFAULT_MAJ_SUBSETS, GREEDY_INDEX, NO_ANSWER, metrics_from_samples
-from eval.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
+from grading.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
 from eval.traces import ChunkCache, Trace, generate_traces
 
 log = logging.getLogger("eval")
@@ -71,7 +71,7 @@ class EvalSettings:
     format: str = "cot"
     max_new_tokens: int = 1024
     few_shot: int = 0
-    few_shot_file: str | None = None  # JSONL of solved problems to take exemplars from (else eval.prompts')
+    few_shot_file: str | None = None  # JSONL of solved problems to take exemplars from (else grading.prompts')
     prompt: str = "auto"  # auto | chat | plain
     limit: int | None = None
     seed: int = 0
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, help="per completion [1024]")
     p.add_argument("--few-shot", type=int, help="solved exemplars before the question [0]")
     p.add_argument("--few-shot-file", help="JSONL of solved problems (question + cot/pot/tool) to take the "
-                                           "exemplars from [eval.prompts' own]")
+                                           "exemplars from [grading.prompts' own]")
     p.add_argument("--prompt", choices=["auto", "chat", "plain"],
                    help="prompt layout: chat template, plain Question/Answer, or auto (chat if the tokenizer has one)")
     p.add_argument("--limit", type=int, help="evaluate only the first N problems")
@@ -222,21 +222,21 @@ def run_fingerprint(s: EvalSettings) -> str:
 
 def grader_version() -> str:
     """The shared grader's version (a hash of its sources), recorded beside every score."""
-    from eval.grader import GRADER_VERSION
+    from grading.grader import GRADER_VERSION
 
     return str(GRADER_VERSION)
 
 
 def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float,
                  code_timeout: float) -> list[dict]:
-    """Grade completions with the shared grader (eval.grader.grade_many).
+    """Grade completions with the shared grader (grading.grader.grade_many).
 
     A completion cut at max_new_tokens is graded with `truncated=True`: the grader then accepts only an
     explicitly stated answer (a box, an answer statement, an output block), never the last number of an
     unfinished solution; its "no_answer" verdicts are reported with status "truncated". PoT completions
     are graded by running their program (`execute_code`).
     """
-    from eval.grader import grade_many
+    from grading.grader import grade_many
 
     truncated = [t.finish_reason == "length" for t in traces]
     verdicts = grade_many([(t.text, g) for t, g in zip(traces, golds)], workers=workers, timeout=timeout,
@@ -253,7 +253,7 @@ def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: in
 
 def run_eval(s: EvalSettings) -> dict:
     """Evaluate `s.model` on `s.benchmark`; write samples.jsonl, metrics.json and run.json into `s.out`."""
-    from eval.grader import group_equivalent
+    from grading.grader import group_equivalent
     from pipeline.generation import build_generator
     from pipeline.io import write_json, write_jsonl, write_run_record
     from pipeline.models import load_tokenizer
@@ -273,7 +273,7 @@ def run_eval(s: EvalSettings) -> dict:
     generator = build_generator(s.backend, s.model, tokenizer, **s.generator_options)
     run_code = None
     if s.format == "tool":
-        from eval.sandbox import run_code
+        from grading.sandbox import run_code
 
     greedy: list[Trace] = []
     sampled: list[list[Trace]] = []

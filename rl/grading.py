@@ -1,9 +1,9 @@
-"""The shared grader (eval.grader.grade_many) behind a wall-clock limit, for RL's reward.
+"""The shared grader (grading.grader.grade_many) behind a wall-clock limit, for RL's reward.
 
 An RL run grades hundreds of thousands of outputs from a policy that can write anything, and one
 output that makes the grader hang (for instance catastrophic regex backtracking in code that runs in the
 calling process) would stall the whole run forever. So the reward grades in one persistent child
-process (a plain `python -c` subprocess speaking JSON lines, as eval.worker_pool's workers do): a batch
+process (a plain `python -c` subprocess speaking JSON lines, as grading.worker_pool's workers do): a batch
 that exceeds its limit gets the child killed and replaced, and the batch is graded again one output at a
 time, each with its own limit; an output that still exceeds it gets the grader's "timeout" status
 (reward 0), is logged, and is counted. Otherwise the verdicts are exactly grade_many's, called with the
@@ -31,7 +31,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def _grade_batch(request: dict) -> list[list]:
-    from eval.grader import grade_many
+    from grading.grader import grade_many
 
     got = grade_many([tuple(p) for p in request["pairs"]], truncated=request["truncated"], **request["kwargs"])
     return [[bool(v.correct), v.pred, str(v.status)] for v in got]
@@ -39,7 +39,7 @@ def _grade_batch(request: dict) -> list[list]:
 
 def serve() -> None:
     """The child: announce readiness, then answer one JSON line per request until stdin closes."""
-    import eval.grader  # noqa: F401  (imported before "ready": start-up never counts against a limit)
+    import grading.grader  # noqa: F401  (imported before "ready": start-up never counts against a limit)
 
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
@@ -128,7 +128,7 @@ class GuardedGrader:
             raise TimeoutError(f"grading {len(pairs)} output(s) took longer than {limit:.0f}s")
         reply = json.loads(line)
         if "error" in reply:
-            raise RuntimeError(f"eval.grader.grade_many failed: {reply['error']}")
+            raise RuntimeError(f"grading.grader.grade_many failed: {reply['error']}")
         return reply["ok"]
 
     # -- the interface ---------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class ReferenceReset:
 
 def build_prompts(prompt_set, tokenizer, fmt: str, few_shot: int, layout: str) -> list[RLPrompt]:
     """Fill each question's prompt with the one prompt builder eval and SFT use."""
-    from eval.prompts import build_prompt, has_chat_template
+    from grading.prompts import build_prompt, has_chat_template
 
     chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[layout]
     for p in prompt_set.prompts:
@@ -141,7 +141,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     prompts = build_prompts(prompt_set, tokenizer, rc["format"], rc["few_shot"], rc["prompt_layout"])
     log.info("%d RL prompts (records skipped per source: %s)", len(prompts), prompt_set.skipped)
 
-    from eval.prompts import has_chat_template, stop_strings
+    from grading.prompts import has_chat_template, stop_strings
 
     chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[rc["prompt_layout"]]
     backend = gc.pop("backend", "hf")

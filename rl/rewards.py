@@ -1,7 +1,7 @@
 """Rule-based rewards for GRPO, chosen by name in config (`rl.rewards: {correctness: 1.0, format: 0.1}`).
 
 The paper trains GRPO against a learned reward model (§4.2); our reward is rule-based, as DESIGN.md
-("RL") fixes: the final answer checked by the *same* grader evaluation uses (`eval.grader.grade_many`,
+("RL") fixes: the final answer checked by the *same* grader evaluation uses (`grading.grader.grade_many`,
 called with the same options evaluation uses, truncation rule included; rl/grading.py runs it behind a
 time limit so one pathological output cannot stall a run), so RL optimizes exactly what
 eval measures. Program-of-thought completions are graded by running their program in the sandbox

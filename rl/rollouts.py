@@ -44,7 +44,7 @@ class RLPrompt:
     problem_id: str
     question: str
     answer: str
-    prompt: str = ""  # the question as the policy sees it (eval.prompts.build_prompt)
+    prompt: str = ""  # the question as the policy sees it (grading.prompts.build_prompt)
 
 
 @dataclass
@@ -54,14 +54,14 @@ class PromptSet:
 
 
 def load_prompts(sources: Sequence[dict], *, limit: int | None = None) -> PromptSet:
-    """Read RL questions with evaluation's benchmark loader (eval.benchmarks.load_benchmark), so any
+    """Read RL questions with evaluation's benchmark loader (grading.benchmarks.load_benchmark), so any
     format eval reads works here: the world's problem records, GSM8K/MATH files, a hub dataset, a field map.
 
     Each source is a dict: `data` (a local JSONL/Parquet file) or `hub` (+ `hub_configs`, `split`), and
     optionally `schema` (default auto), `fields`, `name`. A record without a usable question or gold
     answer is skipped by the loader, logged with its file and line, and counted here per source.
     """
-    from eval.benchmarks import HubSpec, load_benchmark
+    from grading.benchmarks import HubSpec, load_benchmark
 
     prompts: list[RLPrompt] = []
     skipped: dict[str, int] = {}

@@ -11,7 +11,7 @@ an example whose question or response shares a 10-gram with an eval question (or
 short one) is dropped and counted per benchmark.
 
 Tokenization renders the conversation with the tokenizer's own chat template, so the prompt is exactly
-`eval.prompts.build_prompt(question, fmt, tokenizer)` - what eval and RL will ask - and the response is
+`grading.prompts.build_prompt(question, fmt, tokenizer)` - what eval and RL will ask - and the response is
 what follows it, up to and including the template's EOS. Labels (loss mask): a token carries loss iff
 its characters lie inside the response and outside every tool-output span (`formats.masked_spans`); the
 prompt, tool results and anything the template adds after EOS carry none.
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.prompts import build_prompt, user_message
+from grading.prompts import build_prompt, user_message
 from sft.formats import FORMATS, check_response, gsm8k_solution_to_cot, masked_spans
 from sft.mixture import expand_results
 from sft.packing import IGNORE, TokenizedExample
@@ -181,7 +181,7 @@ def load_examples(sources: list[SFTSource], formats: list[str], stats: DataStats
 def build_matcher(benchmarks: list[dict], results: str | Path | None, n: int, min_exact: int):
     """The corpus stage's n-gram matcher over the questions of `benchmarks` (eval loaders)."""
     from corpus.decontaminate import NgramMatcher
-    from eval.benchmarks import load_benchmark
+    from grading.benchmarks import load_benchmark
 
     texts = []
     for b in benchmarks:

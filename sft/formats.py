@@ -1,6 +1,6 @@
 """The three SFT response formats of DeepSeekMath (paper §3.1) and which of their characters carry loss.
 
-The prompt side is never built here: `eval.prompts.build_prompt(question, fmt, tokenizer)` is the one
+The prompt side is never built here: `grading.prompts.build_prompt(question, fmt, tokenizer)` is the one
 prompt builder, so SFT trains on exactly the prompts that evaluation and RL ask. With our tokenizers
 that is the chat template saved in the tokenizer (`pipeline.models.CHAT_TEMPLATE`):
 
@@ -18,7 +18,7 @@ The response templates (what `response` must look like; `check_response` enforce
            ``Add them.\\n\\`\\`\\`python\\nprint(5 + 3)\\n\\`\\`\\`\\n\\`\\`\\`output\\n8\\n\\`\\`\\`\\nThe answer is \\boxed{8}``
 
 Loss on a tool response: at inference the model writes ``\\`\\`\\`output`` (a stop string,
-`eval.prompts.TOOL_OUTPUT_OPEN`) and the harness appends the execution result and the closing fence.
+`grading.prompts.TOOL_OUTPUT_OPEN`) and the harness appends the execution result and the closing fence.
 So the model is trained to write the opener but not what follows it: the characters from the end of
 ``\\`\\`\\`output`` through its closing ``\\`\\`\\``` and the newline after it are masked
 (`masked_spans`), exactly the text eval's harness appends (`eval.traces.format_tool_output`).
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from eval.prompts import FORMATS, TOOL_OUTPUT_OPEN
+from grading.prompts import FORMATS, TOOL_OUTPUT_OPEN
 
 __all__ = ["FORMATS", "TOOL_OUTPUT_OPEN", "check_response", "masked_spans", "gsm8k_solution_to_cot",
            "boxed_answer"]

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from eval.prompts import FORMATS, user_message
+from grading.prompts import FORMATS, user_message
 from pipeline.config import setup, stage_parser
 from pipeline.io import atomic_path, read_jsonl, write_run_record
 from pipeline.models import load_tokenizer, train_tokenizer

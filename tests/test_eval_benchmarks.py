@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.benchmarks import FieldMap, detect_schema, gsm8k_gold, last_boxed, load_benchmark, parse_level
+from grading.benchmarks import FieldMap, detect_schema, gsm8k_gold, last_boxed, load_benchmark, parse_level
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
 needs_bench = pytest.mark.skipif(not BENCH.exists(), reason=f"{BENCH} not present (shared benchmark data)")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eval.prompts import (
+from grading.prompts import (
     COT_INSTRUCTION,
     EXEMPLARS,
     TOOL_INSTRUCTION,
@@ -75,7 +75,7 @@ def test_every_exemplar_states_its_answer_the_way_its_format_asks():
 
 
 def test_exemplars_from_a_file_of_solved_problems(tmp_path):
-    from eval.prompts import load_exemplars
+    from grading.prompts import load_exemplars
 
     path = tmp_path / "sft.jsonl"
     path.write_text("\n".join([

@@ -103,7 +103,7 @@ def test_cli_writes_samples_and_metrics(scripted, tiny_tokenizer_dir, data_file,
     for key, want in [("model", str(tiny_tokenizer_dir)), ("benchmark", "toy"), ("temperature", 0.7),
                       ("seed", 3), ("format", "cot"), ("max_new_tokens", 1024)]:
         assert metrics[key] == want
-    from eval.grader import GRADER_VERSION
+    from grading.grader import GRADER_VERSION
 
     assert metrics["grader_version"] == GRADER_VERSION
     assert metrics["data"]["num_records"] == 6 and metrics["data"]["num_skipped"] == 2

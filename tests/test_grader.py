@@ -1,4 +1,4 @@
-"""eval.grader: extraction details, statuses, hard time limits, grouping, PoT execution, the CLI,
+"""grading.grader: extraction details, statuses, hard time limits, grouping, PoT execution, the CLI,
 and the MATH500 / GSM8K consistency checks on ../shared/data/bench."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.answer_extraction import extract_answer
-from eval.grader import Verdict, grade, grade_many, group_equivalent, is_equivalent
+from grading.answer_extraction import extract_answer
+from grading.grader import Verdict, grade, grade_many, group_equivalent, is_equivalent
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
@@ -177,7 +177,7 @@ def test_cli_grades_a_file_and_counts_bad_lines(tmp_path):
         json.dumps({"id": 2, "completion": "The answer is 7."}),
         json.dumps({"id": 3, "completion": "hmm", "gold": "4"}),
     ]) + "\n")
-    r = subprocess.run([sys.executable, "-m", "eval.grade", "--input", str(inp), "--output", str(out),
+    r = subprocess.run([sys.executable, "-m", "grading.grade", "--input", str(inp), "--output", str(out),
                         "--workers", "1", "--timeout", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -224,9 +224,9 @@ def test_gsm8k_gold_equals_itself_as_a_sentence():
     "\\frac{x^2-1}{x-1}", "2^{100}+1", "\\frac{3}{4}\\div\\frac{1}{2}", "{x}^{2}y",
 ])
 def test_arith_parser_agrees_with_latex2sympy(text):
-    """eval.latex_arith only changes speed: where it answers, latex2sympy2_extended means the same."""
-    from eval.latex_arith import parse_arith
-    from eval.sympy_compare import _latex2sympy, objects_equal
+    """grading.latex_arith only changes speed: where it answers, latex2sympy2_extended means the same."""
+    from grading.latex_arith import parse_arith
+    from grading.sympy_compare import _latex2sympy, objects_equal
 
     fast, reference = parse_arith(text), _latex2sympy(text)
     assert fast is not None and reference is not None
@@ -236,7 +236,7 @@ def test_arith_parser_agrees_with_latex2sympy(text):
 @pytest.mark.parametrize("text", ["1/2x", "x^23", "\\sin x", "x_1", "1.5.3", "x2", "2 3", "5!", "x=1",
                                   "10^{10^{10}}", "(1,2)", "\\frac{1}{2"])
 def test_arith_parser_leaves_the_rest_to_latex2sympy(text):
-    from eval.latex_arith import parse_arith
+    from grading.latex_arith import parse_arith
 
     assert parse_arith(text) is None
 
@@ -244,7 +244,7 @@ def test_arith_parser_leaves_the_rest_to_latex2sympy(text):
 def test_self_test_catches_a_broken_latex_parser(monkeypatch):
     import sympy
 
-    from eval import sympy_compare
+    from grading import sympy_compare
 
     monkeypatch.setattr(sympy_compare, "latex2sympy", lambda *a, **k: sympy.Integer(0))
     with pytest.raises(RuntimeError, match="self-test failed"):

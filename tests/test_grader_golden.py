@@ -256,7 +256,7 @@ GOLDEN: list[Case] = [
 
 @pytest.fixture(scope="module")
 def verdicts():
-    from eval.grader import grade_many
+    from grading.grader import grade_many
 
     return grade_many([(c.completion, c.gold) for c in GOLDEN], workers=2, timeout=10.0)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from eval.metrics import metrics_from_samples
-from eval.report import main as report_main
+from pipeline.report import main as report_main
 from pipeline.io import append_jsonl, write_json
 
 BENCHES = {"world_gsm8k": "gsm8k", "world_math": "math"}

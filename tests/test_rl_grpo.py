@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from eval.prompts import build_prompt
+from grading.prompts import build_prompt
 from pipeline.config import set_threads
 from pipeline.generation import build_generator
 from pipeline.models import build_model, load_model, load_tokenizer, save, train_tokenizer

@@ -1,4 +1,4 @@
-"""eval.sandbox: benign programs give the right answer; hostile ones are contained.
+"""grading.sandbox: benign programs give the right answer; hostile ones are contained.
 
 Every hostile test asserts what must *not* happen (a surviving process, a deleted canary, a leaked
 secret, a killed test runner), not merely the status. Limits are small so the suite stays fast and a
@@ -20,7 +20,7 @@ import pytest
 if not sys.platform.startswith("linux"):
     pytest.skip("the sandbox's isolation layers are Linux-only", allow_module_level=True)
 
-from eval.sandbox import UID_BASE, UID_SLOTS, Result, isolation, run_code  # noqa: E402
+from grading.sandbox import UID_BASE, UID_SLOTS, Result, isolation, run_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,7 +241,7 @@ def test_isolation_report_names_the_layers():
 def test_cli_prints_one_json_line(tmp_path):
     program = tmp_path / "prog.py"
     program.write_text("print(6 * 7)\n")
-    out = subprocess.run([sys.executable, "-m", "eval.sandbox", str(program), "--timeout", "10"],
+    out = subprocess.run([sys.executable, "-m", "grading.sandbox", str(program), "--timeout", "10"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()

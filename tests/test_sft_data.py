@@ -103,7 +103,7 @@ def test_sft_cli_writes_a_loadable_checkpoint(tmp_path):
     _write_jsonl(tmp_path / "results/t/world/problems/sft.jsonl", rows)
     _write_jsonl(tmp_path / "results/t/world/problems/test_gsm8k.jsonl",
                  [{"question": "Tom has 4 cups. How many cups does Tom have?", "answer": "#### 4"}])
-    from eval.prompts import user_message
+    from grading.prompts import user_message
 
     texts = [r[k] for r in rows for k in ("question", "cot", "pot", "tool")]
     tok = train_tokenizer(texts + [user_message("", f) for f in ("cot", "pot", "tool")] * 5, vocab_size=400)

@@ -3,7 +3,7 @@ and the response-only loss mask (exactly the response tokens, EOS included, carr
 
 import pytest
 
-from eval.prompts import build_prompt, user_message
+from grading.prompts import build_prompt, user_message
 from pipeline.models import train_tokenizer
 from sft.data import SFTExample, render, tokenize_example
 from sft.formats import boxed_answer, check_response, gsm8k_solution_to_cot, masked_spans

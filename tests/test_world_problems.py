@@ -86,7 +86,7 @@ def test_formats_follow_the_sft_templates(world):
 
 
 def test_grader_accepts_gold_and_solutions(world):
-    grader = pytest.importorskip("eval.grader", reason="eval.grader not importable")
+    grader = pytest.importorskip("grading.grader", reason="grading.grader not importable")
     records, stats = world
     assert stats["grader_disagreements_test"] == 0
     pairs = [(r["cot"], r["answer"]) for r in _train(records)] + [(r["tool"], r["answer"]) for r in _train(records)]
@@ -122,7 +122,7 @@ def test_near_key_masks_names_and_objects_only():
 
 
 def test_test_files_load_with_the_real_benchmark_loaders(world, tmp_path):
-    benchmarks = pytest.importorskip("eval.benchmarks", reason="eval.benchmarks not importable")
+    benchmarks = pytest.importorskip("grading.benchmarks", reason="grading.benchmarks not importable")
     records, _ = world
     for name, schema, key in (("test_gsm8k", "gsm8k", "question"), ("test_math", "math500", "problem")):
         path = tmp_path / f"{name}.jsonl"
@@ -182,11 +182,11 @@ def test_runner_reports_errors_and_timeouts():
 
 
 def test_sandbox_backend_agrees_with_batch(world):
-    sandbox_mod = pytest.importorskip("eval.sandbox", reason="eval.sandbox not importable yet")
+    sandbox_mod = pytest.importorskip("grading.sandbox", reason="grading.sandbox not importable yet")
     try:
         sandbox_mod.run_code("print(1)", timeout=10, memory_mb=512)
     except Exception as e:  # the sandbox cannot start on this machine: nothing to compare with
-        pytest.skip(f"eval.sandbox cannot run here: {e}")
+        pytest.skip(f"grading.sandbox cannot run here: {e}")
     records, _ = world
     programs = [_PYTHON.fullmatch(r["pot"].strip()).group(1) for r in _train(records)[:12]]
     batch = run_programs(programs, backend="batch")

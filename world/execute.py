@@ -8,7 +8,7 @@ Two backends:
 - `batch` (default): one child Python process (isolated mode, in an empty temp dir, address space
   capped) runs all programs, each in a fresh namespace with its own stdout and a per-program time limit.
   Thousands of programs take about a second; one process per program would take minutes on 2 cores.
-- `sandbox`: `eval.sandbox.run_code` once per program, the same sandbox that grades model outputs.
+- `sandbox`: `grading.sandbox.run_code` once per program, the same sandbox that grades model outputs.
   Slower; `tests/test_world_problems.py` checks the two agree.
 """
 
@@ -57,7 +57,7 @@ json.dump(results, sys.__stdout__)
 
 @dataclass(frozen=True)
 class ExecResult:
-    status: str  # "ok", "error", "timeout" (batch); whatever eval.sandbox reports (sandbox)
+    status: str  # "ok", "error", "timeout" (batch); whatever grading.sandbox reports (sandbox)
     stdout: str
     stderr: str
 
@@ -93,9 +93,9 @@ def _run_batch(programs: list[str], timeout: float, memory_mb: int) -> list[Exec
 
 def _run_sandbox(programs: list[str], timeout: float, memory_mb: int) -> list[ExecResult]:
     try:
-        from eval.sandbox import run_code
+        from grading.sandbox import run_code
     except ImportError as e:
-        raise RuntimeError("executor 'sandbox' needs eval.sandbox.run_code, which does not import: "
+        raise RuntimeError("executor 'sandbox' needs grading.sandbox.run_code, which does not import: "
                            f"{e}; use world.problems.executor: batch") from e
     from tqdm import tqdm
 

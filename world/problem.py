@@ -39,7 +39,7 @@ class Problem:
     subject: str
     level: int
     question: str
-    answer: str  # the gold final answer: LaTeX or a plain integer, as eval.grader reads it
+    answer: str  # the gold final answer: LaTeX or a plain integer, as grading.grader reads it
     cot: str  # chain of thought whose last line is "The answer is \boxed{answer}"
     program: str  # program-of-thought code (no fences); prints the answer in the gold's form
     tool_steps: list[ToolStep] = field(default_factory=list)

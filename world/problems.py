@@ -201,17 +201,17 @@ def verify(splits: dict[str, list[Problem]], settings: ProblemSettings) -> tuple
 
 
 def grader_disagreements(problems: list[Problem]) -> int | None:
-    """How many gold CoTs eval.grader does not grade correct against their own gold answer (None: no
+    """How many gold CoTs grading.grader does not grade correct against their own gold answer (None: no
     grader importable). Zero means the grader extracts and parses every gold answer form we write."""
     try:
-        from eval.grader import grade_many
+        from grading.grader import grade_many
     except ImportError:
-        log.info("eval.grader not importable; gold answers checked by exact match with program output only")
+        log.info("grading.grader not importable; gold answers checked by exact match with program output only")
         return None
     verdicts = grade_many([(p.cot, p.answer) for p in problems])
     bad = [(p.answer, v.status) for p, v in zip(problems, verdicts) if not v.correct]
     for answer, status in bad[:10]:
-        log.warning("eval.grader does not accept gold answer %r from its own solution (%s)", answer, status)
+        log.warning("grading.grader does not accept gold answer %r from its own solution (%s)", answer, status)
     return len(bad)
 
 

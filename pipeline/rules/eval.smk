@@ -59,4 +59,4 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "python -m eval.report --config {input.config} --out {output.md} > {log} 2>&1"
+        "python -m pipeline.report --config {input.config} --out {output.md} > {log} 2>&1"

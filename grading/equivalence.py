@@ -11,7 +11,7 @@ solution lists, unions of intervals, `a \\pm b` — and compares element by elem
   evaluation with a relative tolerance of 1e-25 (a rounded decimal is never equal to an irrational),
   expressions by `expand` and then evaluation at random points.
 
-The slow path can take unbounded time on hostile input; callers run it in `eval.worker_pool`.
+The slow path can take unbounded time on hostile input; callers run it in `grading.worker_pool`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 import re
 from fractions import Fraction
 
-from eval.normalize import LHS, Atom, atom_key, clean
+from grading.normalize import LHS, Atom, atom_key, clean
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def gold_is_malformed(gold: str | None) -> bool:
 def gold_parses(gold: str) -> bool:
     """Slow path: every element of the gold answer is understood (a number, a letter, words, or
     LaTeX that sympy parses). A gold answer that does not parse is skipped, never rewarded."""
-    from eval.sympy_compare import parse_latex
+    from grading.sympy_compare import parse_latex
 
     if gold_is_malformed(gold):
         return False
@@ -249,7 +249,7 @@ def _compare_atoms(p: Atom, g: Atom, use_sympy: bool) -> bool | None:
     if p.kind in ("number", "latex") and g.kind in ("number", "latex"):
         if not use_sympy:
             return None
-        from eval.sympy_compare import sympy_equal
+        from grading.sympy_compare import sympy_equal
 
         scale = _percent_scales(p, g)
         return any(sympy_equal(_as_latex(p), _as_latex(g), s) for s in scale)

@@ -1,7 +1,7 @@
-"""Grade a file of completions: `python -m eval.grade --input cases.jsonl --output verdicts.jsonl`.
+"""Grade a file of completions: `python -m grading.grade --input cases.jsonl --output verdicts.jsonl`.
 
 Each input line is a JSON object with `completion` and `gold` (other fields are kept); each output
-line is the same object plus `pred`, `correct` and `status` from `eval.grader.grade_many`.
+line is the same object plus `pred`, `correct` and `status` from `grading.grader.grade_many`.
 A line that is not a JSON object, or lacks a string `completion` / `gold`, is skipped, counted
 and logged with its line number; the summary (counts per status, accuracy) goes to the log.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from eval.grader import DEFAULT_TIMEOUT_S, grade_many
+from grading.grader import DEFAULT_TIMEOUT_S, grade_many
 from pipeline.config import setup_logging
 from pipeline.io import write_jsonl
 
-log = logging.getLogger("eval.grade")
+log = logging.getLogger("grading.grade")
 CHUNK = 512  # pairs per grade_many call (progress granularity)
 
 

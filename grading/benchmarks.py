@@ -35,7 +35,7 @@ SCHEMAS = ("gsm8k", "math", "math500", "problem", "fields")
 class Problem:
     problem_id: str
     question: str
-    answer: str  # gold final answer (LaTeX or plain text), gradeable by eval.grader
+    answer: str  # gold final answer (LaTeX or plain text), gradeable by grading.grader
     subject: str | None = None
     level: int | None = None
 

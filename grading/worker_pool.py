@@ -41,7 +41,7 @@ class _Worker:
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")])))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"from eval.worker_pool import serve; serve({int(memory_mb)})"],
+            [sys.executable, "-c", f"from grading.worker_pool import serve; serve({int(memory_mb)})"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, cwd=str(_ROOT), start_new_session=True,
         )
@@ -129,7 +129,7 @@ class WorkerPool:
                             results[w.task], done = TIMEOUT, done + 1
                             w.task = None
                         elif not w.ready:
-                            raise RuntimeError("a grader worker exited during start-up (cannot import eval.sympy_compare?)")
+                            raise RuntimeError("a grader worker exited during start-up (cannot import grading.sympy_compare?)")
                         self._replace(w, active, sel)
                         continue
                     for msg in lines:
@@ -191,8 +191,8 @@ def serve(memory_mb: int = WORKER_MEMORY_MB) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     out = sys.stdout
     try:
-        from eval.equivalence import compare, gold_parses
-        from eval.sympy_compare import self_test
+        from grading.equivalence import compare, gold_parses
+        from grading.sympy_compare import self_test
 
         self_test()
     except Exception as e:  # report why, then exit: the pool raises with this message

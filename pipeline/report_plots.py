@@ -1,5 +1,5 @@
 """The report's plots (matplotlib, PNG): corpus funnel, training curves, Figure 7 (Pass@K / Maj@K vs K),
-corpus quality. Each returns False, drawing nothing, when its data is missing (eval/report.py)."""
+corpus quality. Each returns False, drawing nothing, when its data is missing (pipeline/report.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from eval.report import ReportData
+    from pipeline.report import ReportData
 
-log = logging.getLogger("eval.report")
+log = logging.getLogger("pipeline.report")
 
 
 def _pyplot():

@@ -1,9 +1,9 @@
 """Run model-written Python (program-of-thought answers, tool calls; DeepSeekMath §3.1) as hostile code.
 
-    from eval.sandbox import run_code
+    from grading.sandbox import run_code
     run_code("print(2 + 2)", timeout=10, memory_mb=1024)  # Result(status="ok", stdout="4\\n", stderr="")
 
-    python -m eval.sandbox FILE.py [--timeout S] [--memory-mb M]   # prints one JSON line
+    python -m grading.sandbox FILE.py [--timeout S] [--memory-mb M]   # prints one JSON line
 
 status: "ok" (exit 0), "error" (non-zero exit, e.g. an exception or MemoryError), "timeout" (wall or
 CPU time limit), "killed" (ended by a signal, or by us for flooding its output).
@@ -13,7 +13,7 @@ available), stdin from /dev/null, a minimal environment (nothing inherited: no t
 limits on CPU time, wall time, address space, processes, file size, open files and output size,
 its own session, PID, network and mount namespaces (`unshare`, as root or through an unprivileged
 user namespace), a uid of its own when we run as root, and Landlock + seccomp inside. See
-`eval/sandbox_child.py` for the confinement itself and docs/grader_sandbox.md for what this defends
+`grading/sandbox_child.py` for the confinement itself and docs/grader_sandbox.md for what this defends
 against and what it does not. `isolation()` reports which layers this machine provides.
 """
 

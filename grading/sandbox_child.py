@@ -1,6 +1,6 @@
 """The trusted start of a sandboxed run: it confines itself, then executes the model's program.
 
-Run by `eval.sandbox` as `python -I -S sandbox_child.py CONFIG_JSON STATUS_FD` (inside
+Run by `grading.sandbox` as `python -I -S sandbox_child.py CONFIG_JSON STATUS_FD` (inside
 `unshare` namespaces when the machine allows them). Standard library only: under -I the project is
 not importable, and nothing here may depend on the model's program.
 

@@ -1,8 +1,8 @@
-"""`python -m eval.report`: one page with every stage's numbers, ours beside the paper's.
+"""`python -m pipeline.report`: one page with every stage's numbers, ours beside the paper's.
 
-    python -m eval.report --config results/tiny/config.yaml --out results/tiny/report.md
+    python -m pipeline.report --config results/tiny/config.yaml --out results/tiny/report.md
 
-Writes report.md, report.html (the same page) and PNG plots (eval/report_plots.py) in report/ beside them, all read from the
+Writes report.md, report.html (the same page) and PNG plots (pipeline/report_plots.py) in report/ beside them, all read from the
 files the stages wrote (docs/CONTRACTS.md); a stage that has not run gets a "not run" line:
 
 1. the corpus funnel per round (corpus/funnel.json, paper §2.1), with kept pages/tokens per round;
@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
+from pipeline.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
 from pipeline.io import atomic_path, read_jsonl, write_text
 
-log = logging.getLogger("eval.report")
+log = logging.getLogger("pipeline.report")
 
 # Checkpoint order of the tables and what each one is.
 CHECKPOINTS = {
@@ -361,7 +361,7 @@ def write_report(cfg: dict, out: Path, config_path: str) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     from pipeline.config import load_config, results_dir, setup_logging
 
-    p = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment config (e.g. results/tiny/config.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set results_root=/scratch/results")

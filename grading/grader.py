@@ -1,9 +1,9 @@
 """The one grader: RL rewards and evaluation scores both call this (DeepSeekMath §4.1, §5.2; DESIGN.md).
 
-    from eval.grader import extract_answer, is_equivalent, grade, grade_many, group_equivalent, Verdict
+    from grading.grader import extract_answer, is_equivalent, grade, grade_many, group_equivalent, Verdict
 
-`grade(completion, gold)` extracts the final answer (`eval.answer_extraction`) and compares it with
-the gold answer (`eval.equivalence`), returning `Verdict(correct, pred, status)` where status is
+`grade(completion, gold)` extracts the final answer (`grading.answer_extraction`) and compares it with
+the gold answer (`grading.equivalence`), returning `Verdict(correct, pred, status)` where status is
 - "ok": compared; `correct` says whether they are equivalent,
 - "no_answer": the completion states no answer (empty, truncated, or nothing extractable),
 - "unparseable_gold": the gold answer is empty, malformed or not understood (skip and count it;
@@ -11,12 +11,12 @@ the gold answer (`eval.equivalence`), returning `Verdict(correct, pred, status)`
 - "timeout": the comparison (or the program run for a PoT answer) ran out of its time limit.
 
 Cost: a cheap, sympy-free fast path (exact rationals, letters, words, identical LaTeX) runs in the
-calling process and decides most pairs; only the rest go to `eval.worker_pool`, whose processes are
+calling process and decides most pairs; only the rest go to `grading.worker_pool`, whose processes are
 killed and replaced when a comparison exceeds `timeout`. So a pathological answer costs at most its
 limit and never stalls a batch, from any thread.
 
 PoT answers: with `execute_code=True`, a completion that has a ```python block but no boxed answer,
-no answer statement and no ```output block is run in `eval.sandbox` and its printed output (last
+no answer statement and no ```output block is run in `grading.sandbox` and its printed output (last
 line) is graded. Tool-integrated traces already carry their ```output blocks.
 """
 
@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from eval.answer_extraction import extract_answer, has_explicit_answer, last_python_block
-from eval.equivalence import compare, gold_is_malformed, number_key
-from eval.worker_pool import TIMEOUT, shared_pool
+from grading.answer_extraction import extract_answer, has_explicit_answer, last_python_block
+from grading.equivalence import compare, gold_is_malformed, number_key
+from grading.worker_pool import TIMEOUT, shared_pool
 
 __all__ = ["Verdict", "extract_answer", "is_equivalent", "grade", "grade_many", "group_equivalent", "STATUSES"]
 
@@ -195,7 +195,7 @@ def _extract(completion: str, truncated: bool) -> str | None:
 
 def _run_programs(pairs, preds, verdicts, workers: int, code_timeout: float) -> None:
     """PoT: run the last ```python block of completions that state no answer; grade its output."""
-    from eval.sandbox import run_code
+    from grading.sandbox import run_code
 
     jobs = {}
     for i, (completion, _) in enumerate(pairs):

@@ -1,6 +1,6 @@
 """The grader's slow path: LaTeX -> sympy and an exact-as-possible equality test (paper §4.1 rewards).
 
-Parsing uses eval.latex_arith for plain arithmetic and latex2sympy2_extended (an ANTLR grammar)
+Parsing uses grading.latex_arith for plain arithmetic and latex2sympy2_extended (an ANTLR grammar)
 for everything else; both build sympy objects directly, nothing is `eval`ed or `sympify`ed from
 model text. A drift between the ANTLR runtime and the generated
 parser can make every parse fail silently, so `self_test()` checks a few known parses and raises;
@@ -29,7 +29,7 @@ from latex2sympy2_extended import latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 from sympy.core.evalf import PrecisionExhausted
 
-from eval.latex_arith import parse_arith
+from grading.latex_arith import parse_arith
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _SPECIAL = {sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E, sympy.Symbol
 def parse_latex(text: str):
     """sympy object for a cleaned LaTeX answer, or None when it does not parse.
 
-    The arithmetic subset goes through `eval.latex_arith` (microseconds); the rest through
+    The arithmetic subset goes through `grading.latex_arith` (microseconds); the rest through
     latex2sympy2_extended (milliseconds)."""
     expr = parse_arith(text)
     return expr if expr is not None else _latex2sympy(text)

@@ -7,7 +7,7 @@ microseconds. It accepts only what it fully understands and returns None for any
 (functions, subscripts, factorials, relations, commas, an ambiguous `1/2x`), which then goes to
 latex2sympy2_extended — so it changes speed, never meaning.
 
-Grammar (whitespace ignored; input already normalized by eval.normalize.clean):
+Grammar (whitespace ignored; input already normalized by grading.normalize.clean):
     expr   := term (("+" | "-") term)*
     term   := unary (("\\cdot" | "\\times" | "*" | "/" | "\\div")? unary)*   # no-op: implicit product
     unary  := ("-" | "+") unary | power
