@@ -40,10 +40,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from grading.benchmarks import FieldMap, HubSpec, load_benchmark
 from eval.metrics import DEFAULT_MAJ_SUBSETS, GREEDY_INDEX, NO_ANSWER, metrics_from_samples
-from grading.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
 from eval.traces import ChunkCache, Trace, generate_traces
+from grading.benchmarks import FieldMap, HubSpec, load_benchmark
+from grading.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
 
 log = logging.getLogger("eval")
 

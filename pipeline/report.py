@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
 from pipeline.io import atomic_path, read_jsonl, write_text
+from pipeline.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
 
 log = logging.getLogger("pipeline.report")
 

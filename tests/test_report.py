@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from eval.metrics import metrics_from_samples
-from pipeline.report import main as report_main
 from pipeline.io import append_jsonl, write_json
+from pipeline.report import main as report_main
 
 BENCHES = {"world_gsm8k": "gsm8k", "world_math": "math"}
 # Per-sample accuracy of each fake checkpoint; RL is more consistent (higher Maj@K), not more capable.
