@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from fastwarc.warc import ArchiveIterator as FastIterator
 from fastwarc.warc import WarcRecordType
+from resiliparse.extract.html2text import extract_plain_text
 
+from corpus.decontaminate import NgramMatcher
+from tests.conftest import shared_data
 from world.problem import near_key
 from world.problems import ProblemSettings, generate
 from world.web import WebSettings, build_web, crawl_date, main, read_test_items, write_web
@@ -20,7 +23,6 @@ from world.web import WebSettings, build_web, crawl_date, main, read_test_items,
 warcio_iter = pytest.importorskip("warcio.archiveiterator", reason="warcio (the independent reader) not installed")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 SETTINGS = WebSettings(pages=400, domains=16, shards=3, seed_pages=30, contaminated_pages=6)
 LABEL_KEYS = {"url", "is_math", "domain", "dup_cluster", "contaminated"}
 
@@ -200,12 +202,9 @@ def _clean_questions(labels, rows):
 
 def test_decontamination_finds_exactly_the_contaminated_pages(web, test_items):
     """The corpus stage's rule on extracted text: clean pages share no n-gram with a test text."""
-    decontaminate = pytest.importorskip("corpus.decontaminate", reason="corpus.decontaminate not importable")
-    from resiliparse.extract.html2text import extract_plain_text
-
     out, _ = web
     texts = [("test", t) for item in test_items for t in item]
-    matcher = decontaminate.NgramMatcher.from_texts(texts, n=ProblemSettings().clean_ngram, min_exact=3)
+    matcher = NgramMatcher.from_texts(texts, n=ProblemSettings().clean_ngram, min_exact=3)
     for lab, (_, body) in zip(_labels(out), _responses_warcio(out)):
         found = matcher.find(extract_plain_text(body, main_content=False))
         assert (found is not None) == lab["contaminated"], (lab["url"], found)
@@ -247,10 +246,9 @@ def test_same_seed_gives_byte_identical_files(web, tmp_path, test_items):
     assert [lab["url"] for lab in other] != [lab["url"] for lab in labels]
 
 
+@pytest.mark.shared
 def test_records_carry_the_headers_of_real_common_crawl(web):
-    real = SHARED / "corpus_samples" / "warc" / "resiliparse_warcfile_CC-MAIN-2020-34.warc.gz"
-    if not real.exists():
-        pytest.skip(f"{real} not present (../shared/data absent)")
+    real = shared_data("corpus_samples", "warc", "resiliparse_warcfile_CC-MAIN-2020-34.warc.gz")
     out, _ = web
     wanted = {"WARC-Type", "WARC-Date", "WARC-Record-ID", "Content-Length", "Content-Type", "WARC-Target-URI",
               "WARC-Payload-Digest", "WARC-Block-Digest"}
