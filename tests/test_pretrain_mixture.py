@@ -52,6 +52,7 @@ def test_paper_mixture_token_shares_within_two_percent(tmp_path, tok):
         assert not [other for other in PAPER_WEIGHTS if other != name and f"{other} document" in text]
 
 
+@pytest.mark.shared
 def test_real_text_mixture_shares(tok):
     """Real math (StackMathQA) and non-math (Dolma CC) text, 80/20, by tokens."""
     math_file = SHARED / "math_stackmathqa100k_files32-127.jsonl"

@@ -47,6 +47,7 @@ def test_world_records_give_one_example_per_format_and_bad_ones_are_counted(tmp_
     assert {e.fmt for e in only_cot} == {"cot"}
 
 
+@pytest.mark.shared
 def test_field_mapping_reads_gsm8k_style_files(tmp_path):
     src = BENCH / "gsm8k_test.jsonl"
     if not src.exists():
