@@ -5,18 +5,17 @@ exactly; `test_cli_on_tiny_checkpoint_real_benchmarks` runs the real generator t
 model against ../shared/data/bench.
 """
 
+import itertools
 import json
+import math
 import types
-from pathlib import Path
 
 import pytest
 
 from eval import run as eval_run
 from eval import traces as eval_traces
-from eval.metrics import metrics_from_samples
 from pipeline.generation import Completion
-
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
+from tests.conftest import shared_data
 
 PROBLEMS = [
     {"question": "Q0: 1+1?", "answer": "1+1=2\n#### 2"},
@@ -119,15 +118,54 @@ def test_cli_writes_samples_and_metrics(scripted, tiny_tokenizer_dir, data_file,
     assert scripted.calls[1]["seed"] == 3
 
 
-def test_metrics_recomputed_from_samples_equal_metrics_json(scripted, tiny_tokenizer_dir, data_file, tmp_path):
+def _pass_at_k_by_hand(n, c, k):
+    """Chen et al. (2021): 1 - C(n-c, k) / C(n, k), with exact binomials."""
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _majority_by_hand(votes):
+    """Winner of one vote: the answer with the most votes; a tie goes to the one given first; None = no vote."""
+    answered = [v for v in votes if v is not None]
+    if not answered:
+        return None
+    best = max(answered.count(v) for v in answered)
+    return next(v for v in answered if answered.count(v) == best)
+
+
+def test_metrics_json_agrees_with_samples_recomputed_by_hand(scripted, tiny_tokenizer_dir, data_file, tmp_path):
+    """Greedy, Pass@K and Maj@K (all C(n, K) subsets) recomputed from samples.jsonl by a formula written
+    here, voting on the extracted `pred` strings (not on the harness's vote classes)."""
     out = tmp_path / "out"
     eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file),
-                   "--n", "4", "--k", "1,2,4", "--maj-subsets", "3", "--seed", "11", "--out", str(out)])
+                   "--n", "4", "--k", "1,2,3,4", "--seed", "11", "--out", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    again = metrics_from_samples(rows, metrics["k"], seed=metrics["seed"], maj_subsets=metrics["maj_subsets"])
-    for key in ("greedy", "pass@k", "maj@k", "stderr", "n", "num_problems", "status_counts", "breakdown"):
-        assert again[key] == metrics[key], key
+    by_problem = {}
+    for r in rows:
+        by_problem.setdefault(r["problem_id"], []).append(r)
+    greedy, pass_k, maj_k = [], {k: [] for k in (1, 2, 3, 4)}, {k: [] for k in (1, 2, 3, 4)}
+    for samples in by_problem.values():
+        g = [r for r in samples if r["sample_index"] == -1]
+        sampled = sorted((r for r in samples if r["sample_index"] >= 0), key=lambda r: r["sample_index"])
+        assert len(g) == 1 and [r["sample_index"] for r in sampled] == [0, 1, 2, 3]
+        greedy.append(g[0]["correct"])
+        right = {r["pred"] for r in sampled if r["correct"]}
+        c = sum(bool(r["correct"]) for r in sampled)
+        for k in pass_k:
+            pass_k[k].append(_pass_at_k_by_hand(4, c, k))
+            votes = [_majority_by_hand([sampled[i]["pred"] for i in subset])
+                     for subset in itertools.combinations(range(4), k)]
+            maj_k[k].append(sum(v is not None and v in right for v in votes) / len(votes))
+    assert metrics["num_problems"] == len(by_problem) == 4
+    assert metrics["greedy"] == pytest.approx(sum(greedy) / 4)
+    for k in (1, 2, 3, 4):
+        assert metrics["pass@k"][str(k)] == pytest.approx(sum(pass_k[k]) / 4), k
+        assert metrics["maj@k"][str(k)] == pytest.approx(sum(maj_k[k]) / 4), k
+    # The same numbers worked out on paper from SCRIPT (K=2; pairs of 4 samples):
+    # Pass@2 = (1 + 5/6 + 1/2 + 0) / 4; Maj@2: Q0 5/6 (only the pair "3","2" ties to "3"),
+    # Q1 2/6 ("5" leads every tie), Q2 3/6 (every pair with sample 0), Q3 0.
+    assert metrics["pass@k"]["2"] == pytest.approx(7 / 12)
+    assert metrics["maj@k"]["2"] == pytest.approx(5 / 12)
 
 
 def test_k_larger_than_n_is_rejected_before_generation(scripted, tiny_tokenizer_dir, data_file, tmp_path):
@@ -218,7 +256,7 @@ def test_trailing_code_only_when_the_text_ends_in_a_closed_python_block():
     assert eval_traces.trailing_code("```python\nx=1\n") is None
 
 
-@pytest.mark.skipif(not BENCH.exists(), reason=f"{BENCH} not present (shared benchmark data)")
+@pytest.mark.shared
 @pytest.mark.parametrize("bench, file", [("gsm8k", "gsm8k_test.jsonl"), ("math500", "math500_test.jsonl")])
 def test_cli_on_tiny_checkpoint_real_benchmarks(tmp_path, bench, file):
     """The real CLI (real generator and grader) on a tiny random checkpoint and the real benchmark files."""
@@ -227,18 +265,26 @@ def test_cli_on_tiny_checkpoint_real_benchmarks(tmp_path, bench, file):
     from pipeline.models import build_model, save, train_tokenizer
 
     torch.manual_seed(0)
+    bench_dir = shared_data("bench")
     texts = [json.loads(line).get("question") or json.loads(line)["problem"]
-             for line in (BENCH / file).read_text().splitlines()[:200]]
+             for line in (bench_dir / file).read_text().splitlines()[:200]]
     tok = train_tokenizer(texts, vocab_size=600)
     model_dir = save(build_model(tok, hidden_size=32, num_layers=1, num_heads=2, max_position_embeddings=4096),
                      tok, tmp_path / "model")
     out = tmp_path / bench
-    metrics = eval_run.main(["--model", str(model_dir), "--benchmark", bench, "--data", str(BENCH / file),
+    metrics = eval_run.main(["--model", str(model_dir), "--benchmark", bench, "--data", str(bench_dir / file),
                              "--limit", "3", "--n", "2", "--k", "1,2", "--max-new-tokens", "6", "--out", str(out)])
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 * 3
+    records = [json.loads(line) for line in (bench_dir / file).read_text().splitlines()[:3]]
+    golds = [r["answer"] if bench == "math500" else r["answer"].split("####")[-1].strip() for r in records]
+    # the first three problems, in file order, each with a greedy and two sampled completions
+    assert [r["gold"] for r in rows] == [g for g in golds for _ in range(3)]
+    assert [r["sample_index"] for r in rows] == [-1, 0, 1] * 3
+    assert all(r["num_tokens"] <= 6 for r in rows)
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk["greedy"] == metrics["greedy"] and 0.0 <= on_disk["greedy"] <= 1.0
+    assert on_disk["greedy"] == metrics["greedy"] == pytest.approx(
+        sum(r["correct"] for r in rows if r["sample_index"] == -1) / 3)
+    assert on_disk["pass@k"]["1"] == pytest.approx(sum(r["correct"] for r in rows if r["sample_index"] >= 0) / 6)
     assert set(on_disk["pass@k"]) == {"1", "2"} and on_disk["data"]["num_problems"] == 3
     assert on_disk["grader_version"]
     if bench == "math500":
