@@ -1,20 +1,28 @@
 """Run model-written Python (program-of-thought answers, tool calls; DeepSeekMath §3.1) as hostile code.
 
     from grading.sandbox import run_code
-    run_code("print(2 + 2)", timeout=10, memory_mb=1024)  # Result(status="ok", stdout="4\\n", stderr="")
+    run_code("print(2 + 2)", timeout=10, memory_mb=1024)
+    # Result(status="ok", stdout="4\\n", stderr="", isolation="full")
 
     python -m grading.sandbox FILE.py [--timeout S] [--memory-mb M]   # prints one JSON line
 
 status: "ok" (exit 0), "error" (non-zero exit, e.g. an exception or MemoryError), "timeout" (wall or
-CPU time limit), "killed" (ended by a signal, or by us for flooding its output).
+CPU time limit), "killed" (ended by a signal - e.g. the memory bound's OOM kill - or by us for output
+over the limit). Only "ok" output may ever be taken as an answer.
 
-Each run gets: a fresh temporary directory (a size-capped tmpfs where a mount namespace is
-available), stdin from /dev/null, a minimal environment (nothing inherited: no tokens, no proxies),
-limits on CPU time, wall time, address space, processes, file size, open files and output size,
-its own session, PID, network and mount namespaces (`unshare`, as root or through an unprivileged
-user namespace), a uid of its own when we run as root, and Landlock + seccomp inside. See
-`grading/sandbox_child.py` for the confinement itself and docs/grader_sandbox.md for what this defends
-against and what it does not. `isolation()` reports which layers this machine provides.
+Each run gets a fresh work directory (a size-capped tmpfs in its own mount namespace), stdin from
+/dev/null, a minimal environment, limits on CPU time, wall time, memory (one bound for the whole run:
+a cgroup, else address space x processes), processes, file size, open files and output size (counted
+after JSON encoding), its own session, PID, network, mount, IPC and UTS namespaces, a uid of its own
+(as root), and Landlock + seccomp (no socket of any family, no io_uring). Nothing it started survives
+the run. Programs are forked from a pre-started interpreter (`grading/sandbox_child.py`, which applies
+the confinement) so a run costs little more than a plain `python -c`.
+
+`isolation()` reports the layers this machine provides and the level they add up to ("full",
+"partial": Landlock and seccomp but not every other layer, "none"); every Result carries it, and a level
+below full is logged at WARNING. `configure(require=...)` (config `eval.sandbox.require`, environment
+MATHPIPE_SANDBOX_REQUIRE; default "full") refuses to run code with less, naming what is missing and how
+to get it. docs/grader_sandbox.md says what this defends against and what it does not.
 """
 
 from __future__ import annotations
@@ -31,26 +39,38 @@ import selectors
 import shutil
 import signal
 import site
+import socket
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from grading.sandbox_cgroup import CgroupSetup
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "error", "timeout", "killed")
+LEVELS = ("none", "partial", "full")
+REQUIRE_ENV = "MATHPIPE_SANDBOX_REQUIRE"
 CHILD = Path(__file__).resolve().with_name("sandbox_child.py")
 UID_BASE = 2_100_000_000  # per-run uids when started as root: no user on any normal system has these
 UID_SLOTS = 4096
-SETUP_GRACE_S = 1.0  # wall time allowed on top of `timeout` for the interpreter to start
+SETUP_GRACE_S = 0.5  # wall time allowed on top of `timeout` for setting the run up
+REPORT_GRACE_S = 10.0  # how long the run's init may take to kill and sweep after we asked it to
+FALLBACK_MB_PER_PROCESS = 256  # without a cgroup: each process gets memory_mb / k, k = memory_mb // this
+# Bytes that json.dumps writes as 6-byte \u00XX escapes, and those it writes as 2-byte escapes.
+_CTRL6 = bytes(b for b in range(32) if b not in b"\b\t\n\f\r")
+_ESC2 = b'\b\t\n\f\r"\\'
+_HIGH = bytes(range(128, 256))
 
 
 class SandboxError(RuntimeError):
-    """The sandbox itself could not be set up (the program did not run)."""
+    """The sandbox could not be set up, or gives less isolation than required (the program did not run)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,7 @@ class Result:
     status: str
     stdout: str
     stderr: str
+    isolation: str = field(default="", compare=False)  # the level applied to this run: full, partial, none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,20 +86,55 @@ class Result:
 
 @dataclass(frozen=True)
 class Isolation:
-    """What this machine lets us use (probed once per process)."""
+    """What this machine lets us use (probed once per process) and the level that adds up to."""
 
-    unshare: tuple[str, ...]  # the unshare command prefix, () when none works
+    unshare: tuple[str, ...]  # the command prefix the pre-started interpreter runs under
     pid_namespace: bool
     net_namespace: bool
     mount_namespace: bool
     separate_uid: bool  # running as root: each run gets its own uid
     landlock_abi: int  # 0: not available
     seccomp: bool
-    python: str  # the interpreter the program runs on (one the run's uid may execute)
+    python: str  # the interpreter programs run on (the caller's own)
+    cgroup: str = ""  # "v2", "v1", or "" (memory bounded by address space x processes instead)
+    level: str = "none"
+    missing: tuple[str, ...] = ()  # one line per missing layer: what it is and how to get it
+    reattached: tuple[str, ...] = ()  # interpreter directories below private ones, re-attached per run
+
+    def summary(self) -> dict:
+        """What metrics.json records: the level and what is missing."""
+        return {"level": self.level, "missing": list(self.missing), "cgroup": self.cgroup or None,
+                "landlock_abi": self.landlock_abi, "seccomp": self.seccomp,
+                "namespaces": self.mount_namespace, "separate_uid": self.separate_uid}
 
 
 _ISOLATION: Isolation | None = None
+_CGROUP: CgroupSetup | None = None
+_REATTACH: list = []
+_REQUIRE: str | None = None
 _ISOLATION_LOCK = threading.Lock()
+
+
+def configure(require: str | None = None) -> None:
+    """Set the lowest isolation level run_code accepts (also for child processes, via the environment)."""
+    global _REQUIRE
+    if require is not None:
+        if require not in LEVELS:
+            raise ValueError(f"sandbox require must be one of {LEVELS}, got {require!r}")
+        _REQUIRE = require
+        os.environ[REQUIRE_ENV] = require
+
+
+def required_level() -> str:
+    level = _REQUIRE or os.environ.get(REQUIRE_ENV) or "full"
+    if level not in LEVELS:
+        raise SandboxError(f"{REQUIRE_ENV}={level!r}: expected one of {LEVELS}")
+    return level
+
+
+def isolation_summary() -> dict:
+    """The isolation applied to this process's runs, for metrics.json (`{"sandbox": isolation_summary()}`)."""
+    return {**isolation().summary(), "required": required_level()}
 
 
 def isolation() -> Isolation:
@@ -86,78 +142,101 @@ def isolation() -> Isolation:
     with _ISOLATION_LOCK:
         if _ISOLATION is None:
             _ISOLATION = _probe()
-            log.info("sandbox isolation: %s", _ISOLATION)
+            if _ISOLATION.level != "full":
+                log.warning("sandbox isolation is %s, missing: %s", _ISOLATION.level, "; ".join(_ISOLATION.missing))
+            else:
+                log.info("sandbox isolation: %s", _ISOLATION)
         return _ISOLATION
 
 
 def _probe() -> Isolation:
+    global _CGROUP, _REATTACH
+    if not sys.platform.startswith("linux"):
+        raise SandboxError("the sandbox needs Linux (namespaces, Landlock, seccomp, cgroups)")
     root = os.geteuid() == 0
     prefix: tuple[str, ...] = ()
-    flags: set[str] = set()
     unshare = shutil.which("unshare")
-    if unshare and sys.platform.startswith("linux"):
-        user = () if root else ("--user", "--map-root-user")
-        candidates = [
-            ({"pid", "net", "mount"}, (*user, "--pid", "--fork", "--kill-child", "--net", "--mount", "--mount-proc")),
-            ({"pid", "net"}, (*user, "--pid", "--fork", "--kill-child", "--net")),
-            ({"net"}, (*user, "--net")),
-        ]
-        for names, args in candidates:
-            try:
-                ok = subprocess.run([unshare, *args, "true"], capture_output=True, timeout=10).returncode == 0
-            except (OSError, subprocess.SubprocessError):
-                ok = False
-            if ok:
-                prefix, flags = (unshare, *args), names
-                break
-    return Isolation(prefix, "pid" in flags, "net" in flags, "mount" in flags, root, _landlock_abi(),
-                     sys.platform.startswith("linux") and os.uname().machine in ("x86_64", "aarch64"),
-                     _sandbox_python(root))
-
-
-def _sandbox_python(root: bool) -> str:
-    """Our interpreter if the run's uid may execute it, else a system one of the same version.
-
-    As root, a venv whose base interpreter sits below /root (pyenv) is not executable by another
-    uid; the program then runs on e.g. /usr/bin/python3.11 with the venv's site-packages added
-    (`_LAUNCH`), which is ABI-compatible for the same minor version.
-    """
+    if not root and unshare:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if subprocess.run([unshare, "--user", "--map-root-user", "true"], capture_output=True,
+                              timeout=10).returncode == 0:
+                prefix = (unshare, "--user", "--map-root-user")
+    namespaces = _zygote(prefix).probe()["namespaces"]
+    cgroup, cgroup_why = CgroupSetup.find()
+    landlock_abi = _landlock_abi()
+    seccomp = os.uname().machine in ("x86_64", "aarch64")
+    _REATTACH = _reattach_groups() if root else []
+    if _REATTACH and not namespaces:
+        hidden = ", ".join(g[0] for g in _REATTACH)
+        raise SandboxError(f"the interpreter or its packages lie below {hidden}, which the run's uid may not "
+                           f"traverse, and without a mount namespace they cannot be re-attached; move the "
+                           f"venv (e.g. `make venv` in a checkout below a world-traversable directory)")
+    missing = []
+    if not namespaces:
+        missing.append("namespaces (PID, network, mount: other processes hidden, a disk quota on the work "
+                       "directory): unshare failed - run as root, or allow unprivileged user namespaces "
+                       "(sysctl user.max_user_namespaces=15000, kernel.apparmor_restrict_unprivileged_userns=0)")
     if not root:
-        return sys.executable
-    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    candidates = [sys.executable, os.path.realpath(sys.executable),
-                  shutil.which(f"python{want}", path="/usr/local/bin:/usr/bin:/bin"),
-                  shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")]
-    probe_uid = UID_BASE + UID_SLOTS  # never handed to a run
-    for cand in filter(None, candidates):
-        try:
-            out = subprocess.run([cand, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=30, user=probe_uid, group=probe_uid,
-                                 extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin"})
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if out.returncode == 0 and out.stdout.strip() == want:
-            return cand
-    raise SandboxError(f"no Python {want} interpreter that an unprivileged uid may execute "
-                       f"(tried {[c for c in candidates if c]}); install one under /usr/bin")
+        missing.append("a uid of its own per run: run the evaluation as root (e.g. in a container)")
+    if not landlock_abi:
+        missing.append("Landlock (writes only in the run's directory, reads only system and Python dirs): "
+                       "needs Linux >= 5.13 with landlock in the lsm= boot parameter")
+    if not seccomp:
+        missing.append(f"seccomp (no sockets, no io_uring): not written for {os.uname().machine}")
+    if cgroup is None:
+        missing.append(f"a cgroup per run (one memory bound for all its processes): {cgroup_why} - run as root "
+                       "or delegate a cgroup v2 subtree (systemd-run --user --scope -p Delegate=yes ...); "
+                       "memory is bounded by address space x a small process limit instead")
+    full = namespaces and root and landlock_abi and seccomp and cgroup is not None
+    level = "full" if full else "partial" if landlock_abi and seccomp else "none"
+    _CGROUP = cgroup
+    iso = Isolation(prefix, namespaces, namespaces, namespaces, root, landlock_abi, seccomp, sys.executable,
+                    cgroup.version if cgroup else "", level, tuple(missing),
+                    tuple(d for _, dirs in _REATTACH for d in dirs))
+    _self_check(iso)
+    return iso
+
+
+_SELF_CHECK = """import os, sys, decimal, fractions, json
+bad = []
+for p in sys.path:
+    try:
+        os.listdir(p)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        bad.append(f"{p}: {e}")
+print("\\n".join(bad) or "ok")
+"""
+
+
+def _self_check(iso: Isolation) -> None:
+    """Start-up: the program's uid must reach the interpreter's stdlib and packages (say which it cannot)."""
+    r = _run(iso, _SELF_CHECK, timeout=30, memory_mb=1024, max_processes=8, max_output_bytes=1 << 16,
+             max_file_mb=1, disk_mb=4)
+    if r.status != "ok" or r.stdout.strip() != "ok":
+        raise SandboxError(f"sandbox self-check failed ({r.status}): a program cannot read the interpreter's "
+                           f"files: {(r.stdout + r.stderr).strip()[-2000:]}")
 
 
 def _landlock_abi() -> int:
-    if not sys.platform.startswith("linux"):
-        return 0
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # LANDLOCK_CREATE_RULESET_VERSION
     return max(0, int(abi))
 
 
+def _python_dirs() -> list[str]:
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["platstdlib"], str(Path(sys.executable).resolve().parent.parent)}
+    dirs |= set(_package_dirs())
+    return sorted({os.path.realpath(d) for d in dirs} | dirs)
+
+
 def _read_dirs() -> list[str]:
     """Directories the program may read: the system, the interpreter and its packages."""
-    dirs = {"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev"}
-    dirs |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"]}
-    dirs |= set(_package_dirs())
-    dirs.add(str(Path(sys.executable).resolve().parent.parent))
-    return sorted({os.path.realpath(d) for d in dirs} | dirs)
+    return sorted({"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev"}
+                  | set(_python_dirs()))
 
 
 def _package_dirs() -> list[str]:
@@ -167,10 +246,87 @@ def _package_dirs() -> list[str]:
     return dirs
 
 
+def _reattach_groups() -> list:
+    """[[hidden_dir, [dirs]]]: directories a per-run uid needs, below one it may not traverse.
+
+    E.g. a venv under a `mktemp -d` directory (mode 0700), or a pyenv interpreter under /root. Inside
+    the run's mount namespace the init re-attaches each such directory at its own path (read-only) on
+    a tmpfs that covers the private one, so the program reads them whatever the parents' permissions.
+    """
+    needed = [d for d in _python_dirs() + [tempfile.gettempdir()] if os.path.isdir(d)]
+    groups: dict[str, list[str]] = {}
+    for d in {os.path.realpath(x) for x in needed}:
+        parts = Path(d).parts
+        for i in range(1, len(parts)):
+            ancestor = str(Path(*parts[:i]))
+            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                groups.setdefault(ancestor, []).append(d)
+                break
+    out = []
+    for hidden in sorted(groups, key=len):
+        if any(hidden.startswith(h + "/") for h, _ in out):
+            continue  # below a directory already covered
+        dirs = sorted(set(groups[hidden]) | {d for h, ds in groups.items() if h.startswith(hidden + "/") for d in ds})
+        outer = [d for d in dirs if not any(d != o and d.startswith(o + "/") for o in dirs)]
+        out.append([hidden, outer])
+    return out
+
+
+# ------------------------------------------------------------------ the pre-started interpreter
+
+
+class _Zygote:
+    """The pre-started interpreter (`sandbox_child.py`) that forks every run of this process."""
+
+    def __init__(self, prefix: tuple[str, ...]):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-I", str(CHILD), str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, env=env, cwd="/", start_new_session=True)
+        theirs.close()
+        self.sock, self.owner, self.lock = ours, os.getpid(), threading.Lock()
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.proc.poll() is None
+
+    def probe(self) -> dict:
+        with self.lock:
+            self.sock.send(json.dumps({"probe": True}).encode())
+            reply = self.sock.recv(1 << 16)
+        if not reply:
+            raise SandboxError(f"the sandbox's pre-started interpreter exited ({self.proc.poll()})")
+        return json.loads(reply)
+
+    def start(self, cfg: dict, fds: list[int]) -> None:
+        with self.lock:
+            socket.send_fds(self.sock, [json.dumps(cfg).encode()], fds)
+
+
+_ZYGOTE: _Zygote | None = None
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def _zygote(prefix: tuple[str, ...] | None = None) -> _Zygote:
+    global _ZYGOTE
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is None or not _ZYGOTE.alive():
+            _ZYGOTE = _Zygote(prefix if prefix is not None else isolation().unshare)
+        return _ZYGOTE
+
+
+# ------------------------------------------------------------------ per-run uids
+
+
 @contextlib.contextmanager
-def _uid_slot():
-    """A uid no other run uses right now (flock on a slot file); None when we are not root."""
-    if os.geteuid() != 0:
+def _uid_slot(separate: bool):
+    """A uid no other run uses right now (flock on a slot file); None when not `separate` (not root).
+
+    The slot file says "clean" when the last run on it ended with every process gone; any other
+    content (a crashed caller) makes us kill what that uid still runs before reusing it.
+    """
+    if not separate or os.geteuid() != 0:
         yield None
         return
     lock_dir = Path(tempfile.gettempdir()) / "mathpipe-sandbox-uids"
@@ -189,8 +345,11 @@ def _uid_slot():
             continue
         try:
             uid = UID_BASE + slot
-            _kill_uid(uid)  # a leftover from a crashed caller must not share our process count
+            if os.pread(fd, 16, 0) != b"clean":
+                _kill_uid(uid)  # a leftover from a crashed caller must not share our process count
+            os.pwrite(fd, b"busy.", 0)
             yield uid
+            os.pwrite(fd, b"clean", 0)
         finally:
             os.close(fd)
         return
@@ -219,12 +378,6 @@ def _kill_uid(uid: int) -> int:
     raise SandboxError(f"processes of sandbox uid {uid} keep appearing after 100 kill rounds")
 
 
-# Runs main.py as __main__ on the sandbox interpreter, with this venv's packages importable
-# (sympy, numpy); .pth files are honoured. -I keeps PYTHON* variables and the user site out.
-_LAUNCH = ("import json, runpy, site, sys; [site.addsitedir(d) for d in json.loads(sys.argv.pop(1))]; "
-           "sys.argv[0] = 'main.py'; runpy.run_path('main.py', run_name='__main__')")
-
-
 def _environment(workdir: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
@@ -233,51 +386,107 @@ def _environment(workdir: str) -> dict[str, str]:
     }
 
 
+# ------------------------------------------------------------------ a run
+
+
 def run_code(code: str, timeout: float = 10.0, memory_mb: int = 1024, *, max_processes: int = 32,
-             max_output_bytes: int = 1 << 20, max_file_mb: int = 16, disk_mb: int = 64) -> Result:
-    """Run `code` with `python -I main.py` in a fresh sandbox; see the module docstring."""
+             max_output_bytes: int = 1 << 20, max_file_mb: int = 16, disk_mb: int = 64,
+             require: str | None = None) -> Result:
+    """Run `code` as `python -I main.py` in a fresh sandbox; see the module docstring.
+
+    `memory_mb` bounds the whole run (all its processes together); `max_output_bytes` bounds stdout
+    and stderr each, as JSON-encoded text. `require` overrides `configure(require=...)` for this call.
+    """
     iso = isolation()
+    need = require or required_level()
+    if need not in LEVELS:
+        raise ValueError(f"require must be one of {LEVELS}, got {need!r}")
+    if LEVELS.index(iso.level) < LEVELS.index(need):
+        raise SandboxError(f"sandbox isolation here is {iso.level!r}, below the required {need!r}; missing: "
+                           + "; ".join(iso.missing)
+                           + f". To accept it, set eval.sandbox.require: {iso.level} (or {REQUIRE_ENV}={iso.level})")
+    return _run(iso, code, timeout=timeout, memory_mb=memory_mb, max_processes=max_processes,
+                max_output_bytes=max_output_bytes, max_file_mb=max_file_mb, disk_mb=disk_mb)
+
+
+def fallback_processes(memory_mb: int, max_processes: int) -> int:
+    """Without a cgroup: processes allowed, so that processes x address space per process = memory_mb."""
+    return max(1, min(max_processes, memory_mb // FALLBACK_MB_PER_PROCESS))
+
+
+def _run(iso: Isolation, code: str, *, timeout: float, memory_mb: int, max_processes: int,
+         max_output_bytes: int, max_file_mb: int, disk_mb: int) -> Result:
     workdir = tempfile.mkdtemp(prefix="mathpipe-sandbox-")
     try:
-        with _uid_slot() as uid:
+        with _uid_slot(iso.separate_uid) as uid, _cgroup_run(iso, memory_mb, max_processes) as cgroup_procs:
             main = Path(workdir) / "main.py"
             main.write_text(code, encoding="utf-8")
             if uid is not None:
                 os.chown(workdir, uid, uid)
                 os.chown(main, uid, uid)
             cpu = math.ceil(timeout) + 1
+            if cgroup_procs is not None:
+                nproc, address_space = max_processes, memory_mb << 20
+            else:
+                nproc = fallback_processes(memory_mb, max_processes)
+                address_space = (memory_mb << 20) // nproc
             cfg = {
-                "workdir": workdir, "uid": uid, "python": iso.python,
-                "launch": [iso.python, "-I", "-c", _LAUNCH, json.dumps(_package_dirs())],
-                "tmpfs_mb": disk_mb if iso.mount_namespace else 0,
+                "workdir": workdir, "uid": uid, "namespaces": iso.mount_namespace,
+                "tmpfs_mb": disk_mb if iso.mount_namespace else 0, "reattach": _REATTACH,
+                "cgroup_procs": cgroup_procs or [],
                 "limits": {
-                    "RLIMIT_CPU": [cpu, cpu + 1], "RLIMIT_AS": memory_mb << 20, "RLIMIT_NPROC": max_processes,
+                    "RLIMIT_CPU": [cpu, cpu + 1], "RLIMIT_AS": address_space, "RLIMIT_NPROC": nproc,
                     "RLIMIT_FSIZE": max_file_mb << 20, "RLIMIT_NOFILE": 64, "RLIMIT_CORE": 0,
                 },
                 "landlock_abi": iso.landlock_abi, "read_dirs": _read_dirs(), "seccomp": iso.seccomp,
                 "env": _environment(workdir),
             }
-            return _execute(iso, cfg, timeout, max_output_bytes, uid)
+            return _execute(iso, cfg, timeout, max_output_bytes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _execute(iso: Isolation, cfg: dict, timeout: float, max_output: int, uid: int | None) -> Result:
+@contextlib.contextmanager
+def _cgroup_run(iso: Isolation, memory_mb: int, max_processes: int):
+    if _CGROUP is None or not iso.cgroup:
+        yield None
+        return
+    try:
+        ctx = _CGROUP.run(memory_mb, max_processes)
+        procs = ctx.__enter__()
+    except OSError as e:
+        raise SandboxError(f"creating the run's cgroup failed although the start-up probe worked: {e}") from e
+    try:
+        yield procs
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _execute(iso: Isolation, cfg: dict, timeout: float, max_output: int) -> Result:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     status_r, status_w = os.pipe()
-    cmd = [*iso.unshare, sys.executable, "-I", "-S", str(CHILD), json.dumps(cfg), str(status_w)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=cfg["workdir"], env=cfg["env"], start_new_session=True, pass_fds=(status_w,))
-    os.close(status_w)
+    control_r, control_w = os.pipe()
+    theirs = [out_w, err_w, status_w, control_r]
+    try:
+        try:
+            _zygote().start(cfg, theirs)
+        except OSError:
+            _zygote().start(cfg, theirs)  # the pre-started interpreter died: start a new one, once
+    finally:
+        for fd in theirs:
+            os.close(fd)
     out, err, report = bytearray(), bytearray(), bytearray()
+    sizes = {out_r: 0, err_r: 0}  # lower bounds of the JSON-encoded size
     reason = None
     deadline = time.monotonic() + timeout + SETUP_GRACE_S
     try:
         with selectors.DefaultSelector() as sel:
-            streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err, status_r: report}
+            streams = {out_r: out, err_r: err, status_r: report}
             for fd in streams:
                 os.set_blocking(fd, False)
                 sel.register(fd, selectors.EVENT_READ)
-            while sel.get_map():
+            while status_r in sel.get_map() and not reason:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     reason = "timeout"
@@ -287,26 +496,49 @@ def _execute(iso: Isolation, cfg: dict, timeout: float, max_output: int, uid: in
                     if not chunk:
                         sel.unregister(key.fd)
                         continue
-                    streams[key.fd].extend(chunk)
-                    if len(out) > max_output or len(err) > max_output:
+                    buf = streams[key.fd]
+                    if key.fd == status_r:
+                        buf.extend(chunk)
+                        continue
+                    if len(buf) <= max_output:
+                        buf.extend(chunk)
+                    sizes[key.fd] += _encoded_lower_bound(chunk)
+                    if sizes[key.fd] > max_output:
                         reason = "output"
                         break
-                if reason or (status_r not in sel.get_map() and report):
-                    break  # the run is over; a daemon holding our pipes must not keep us waiting
-            if not reason:
-                for fd in (proc.stdout.fileno(), proc.stderr.fileno()):
-                    _drain(fd, streams[fd], max_output + 1)
+            if reason:
+                os.write(control_w, b"k")  # the run's init kills the program and sweeps
+                report = _await_report(status_r, REPORT_GRACE_S)
+            else:
+                for fd in (out_r, err_r):
+                    _drain(fd, streams[fd], max_output + 1)  # a daemon holding our pipes must not keep us
     finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.kill()
-        proc.wait()
-        for f in (proc.stdout, proc.stderr):
-            f.close()
-        os.close(status_r)
-        if uid is not None:
-            _kill_uid(uid)
-    return _result(proc, bytes(out[:max_output]), bytes(err[:max_output]), bytes(report), reason, max_output)
+        for fd in (out_r, err_r, status_r, control_w):
+            os.close(fd)
+    return _result(bytes(out), bytes(err), bytes(report), reason, max_output, iso.level)
+
+
+def _await_report(fd: int, grace: float) -> bytearray:
+    report = bytearray()
+    deadline = time.monotonic() + grace
+    os.set_blocking(fd, True)
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if sel.select(left):
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return report
+                report.extend(chunk)
+    raise SandboxError(f"the run's init did not report within {grace} s of being told to stop")
+
+
+def _encoded_lower_bound(chunk: bytes) -> int:
+    """At least how many bytes `chunk` becomes in a JSON string (control bytes as \\u00XX, and so on)."""
+    ctrl6 = len(chunk) - len(chunk.translate(None, _CTRL6))
+    esc2 = len(chunk) - len(chunk.translate(None, _ESC2))
+    high = len(chunk) - len(chunk.translate(None, _HIGH))  # >= 2 bytes each once escaped
+    return len(chunk) + 5 * ctrl6 + esc2 + high
 
 
 def _drain(fd: int, buf: bytearray, limit: int) -> None:
@@ -321,29 +553,56 @@ def _drain(fd: int, buf: bytearray, limit: int) -> None:
         buf.extend(chunk)
 
 
-def _result(proc, out: bytes, err: bytes, report: bytes, reason: str | None, max_output: int) -> Result:
-    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-    if reason == "timeout":
-        return Result("timeout", stdout, stderr + "\n[sandbox] wall-time limit exceeded")
-    if reason == "output":
-        return Result("killed", stdout, stderr + f"\n[sandbox] output limit of {max_output} bytes exceeded")
+def encoded_size(text: str) -> int:
+    """Bytes `text` takes as a JSON string without its quotes (json.dumps's default, ASCII-only escapes).
+
+    The largest of the usual encodings: UTF-8 output with ensure_ascii=False is never longer.
+    """
+    return len(json.dumps(text)) - 2
+
+
+def cap_text(text: str, limit: int) -> tuple[str, bool]:
+    """(the longest prefix of `text` whose encoded_size is <= limit, whether anything was cut)."""
+    if encoded_size(text) <= limit:
+        return text, False
+    lo, hi = 0, min(len(text), limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if encoded_size(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo], True
+
+
+def _result(out: bytes, err: bytes, report: bytes, reason: str | None, max_output: int, level: str) -> Result:
     if not report:
-        raise SandboxError(f"sandbox init ended without a report (exit {proc.returncode}): {stderr[-2000:]}")
+        raise SandboxError(f"the run ended without a report: {err.decode('utf-8', 'replace')[-2000:]}")
     info = json.loads(report)
     if "setup_error" in info:
         raise SandboxError(f"sandbox set-up failed: {info['setup_error']}")
-    if "signal" in info:
+    stdout, cut_out = cap_text(out.decode("utf-8", "replace"), max_output)
+    note = ""
+    status = "ok" if info.get("exit") == 0 else "error"
+    if reason == "timeout":
+        status, note = "timeout", "[sandbox] wall-time limit exceeded"
+    elif "signal" in info and reason != "output":
         sig = info["signal"]
         status = "timeout" if sig == signal.SIGXCPU else "killed"  # SIGXCPU: the CPU-time limit
-        return Result(status, stdout, stderr + f"\n[sandbox] ended by signal {signal.Signals(sig).name}")
-    return Result("ok" if info["exit"] == 0 else "error", stdout, stderr)
+        note = f"[sandbox] ended by signal {signal.Signals(sig).name}"
+    stderr, cut_err = cap_text(err.decode("utf-8", "replace"), max_output - 200)
+    if status != "timeout" and (reason == "output" or cut_out or cut_err):
+        status, note = "killed", f"[sandbox] output limit of {max_output} bytes (JSON-encoded) exceeded"
+    if note:
+        stderr += "\n" + note
+    return Result(status, stdout, stderr, level)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Run a Python file in the sandbox; print {status, stdout, stderr}.")
+    p = argparse.ArgumentParser(description="Run a Python file in the sandbox; print {status, stdout, stderr, isolation}.")
     p.add_argument("file", type=Path)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds of wall and CPU time [10]")
-    p.add_argument("--memory-mb", type=int, default=1024, help="address-space limit [1024]")
+    p.add_argument("--memory-mb", type=int, default=1024, help="memory bound of the whole run [1024]")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:

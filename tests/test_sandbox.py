@@ -246,4 +246,5 @@ def test_cli_prints_one_json_line(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1
-    assert json.loads(lines[0]) == {"status": "ok", "stdout": "42\n", "stderr": ""}
+    assert json.loads(lines[0]) == {"status": "ok", "stdout": "42\n", "stderr": "",
+                                    "isolation": isolation().level}
