@@ -31,8 +31,6 @@ Settings come from the command line, else from the config's `eval:` section (`--
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,19 +38,25 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from eval.metrics import DEFAULT_MAJ_SUBSETS, GREEDY_INDEX, NO_ANSWER, metrics_from_samples
+from eval.metrics import GREEDY_INDEX, NO_ANSWER, metrics_from_samples
 from eval.traces import ChunkCache, Trace, generate_traces
 from grading.benchmarks import FieldMap, HubSpec, load_benchmark
-from grading.prompts import FORMATS, build_prompt, has_chat_template, load_exemplars, stop_strings
+from grading.grader import GRADER_VERSION, grade_many, group_equivalent
+from grading.prompts import FORMATS, build_prompt, load_exemplars, stop_strings, use_chat
+from grading.sandbox import run_code
+from pipeline.config import check_no_placeholders, load_config, schema_defaults, set_threads, setup_logging
+from pipeline.generation import build_generator
+from pipeline.io import fingerprint, write_json, write_jsonl, write_run_record
+from pipeline.models import load_tokenizer
 
 log = logging.getLogger("eval")
 
-# Built-in defaults; the config's `eval:` section and then the command line override them.
-DEFAULTS = {
-    "n": 64, "k": [1, 4, 16, 64], "temperature": 0.7, "top_p": 1.0, "format": "cot", "max_new_tokens": 1024,
-    "few_shot": 0, "few_shot_file": None, "prompt": "auto", "limit": None, "seed": 0, "chunk_size": 16, "grader_workers": 1,
-    "grader_timeout": 5.0, "code_timeout": 10.0, "maj_subsets": DEFAULT_MAJ_SUBSETS, "max_tool_calls": 3,
-}
+# The run settings and their defaults, read from the schema (config/schema/eval.schema.yaml), the one place
+# they are written; the config's `eval:` section and then the command line override them.
+SETTINGS = ("n", "k", "temperature", "top_p", "format", "max_new_tokens", "few_shot", "few_shot_file", "prompt",
+            "limit", "seed", "chunk_size", "grader_workers", "grader_timeout", "code_timeout", "maj_subsets",
+            "max_tool_calls")
+DEFAULTS = {"seed": 0, **{k: v for k, v in schema_defaults("eval").items() if k in SETTINGS}}
 
 
 @dataclass
@@ -60,27 +64,27 @@ class EvalSettings:
     model: str
     benchmark: str
     out: str
-    data: str | None = None
-    schema: str = "auto"
-    fields: dict | None = None
-    hub: dict | None = None
-    n: int = 64
-    k: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
-    temperature: float = 0.7
-    top_p: float = 1.0
-    format: str = "cot"
-    max_new_tokens: int = 1024
-    few_shot: int = 0
-    few_shot_file: str | None = None  # JSONL of solved problems to take exemplars from (else grading.prompts')
-    prompt: str = "auto"  # auto | chat | plain
-    limit: int | None = None
-    seed: int = 0
-    chunk_size: int = 16  # problems per generate() call (progress, and the unit of the per-call seed)
-    grader_workers: int = 1
-    grader_timeout: float = 5.0
-    code_timeout: float = 10.0  # seconds per program run (PoT grading, tool-integrated execution)
-    maj_subsets: int = DEFAULT_MAJ_SUBSETS
-    max_tool_calls: int = 3
+    data: str | None
+    schema: str
+    fields: dict | None
+    hub: dict | None
+    n: int
+    k: list[int]
+    temperature: float
+    top_p: float
+    format: str
+    max_new_tokens: int
+    few_shot: int
+    few_shot_file: str | None  # JSONL of solved problems to take exemplars from (else grading.prompts')
+    prompt: str  # auto | chat | plain
+    limit: int | None
+    seed: int
+    chunk_size: int  # problems per generate() call (progress, and the unit of the per-call seed)
+    grader_workers: int
+    grader_timeout: float
+    code_timeout: float  # seconds per program run (PoT grading, tool-integrated execution)
+    maj_subsets: int
+    max_tool_calls: int
     backend: str = "hf"
     generator_options: dict = field(default_factory=dict)
 
@@ -116,13 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fields", help="field map for other files: question=KEY,answer=KEY[,id=KEY,subject=KEY,"
                                     "level=KEY,answer_format=plain|gsm8k|boxed]")
     p.add_argument("--out", required=True, help="output folder for samples.jsonl and metrics.json")
-    p.add_argument("--n", type=int, help="sampled completions per problem (0: greedy only) [64]")
-    p.add_argument("--k", help="comma-separated K for Pass@K / Maj@K [1,4,16,64]")
-    p.add_argument("--temperature", type=float, help="sampling temperature for the n samples [0.7]")
-    p.add_argument("--top-p", type=float, help="nucleus sampling [1.0]")
-    p.add_argument("--format", choices=FORMATS, help="cot, pot or tool [cot]")
-    p.add_argument("--max-new-tokens", type=int, help="per completion [1024]")
-    p.add_argument("--few-shot", type=int, help="solved exemplars before the question [0]")
+    p.add_argument("--n", type=int, help=f"sampled completions per problem (0: greedy only) [{DEFAULTS['n']}]")
+    p.add_argument("--k", help=f"comma-separated K for Pass@K / Maj@K [{','.join(map(str, DEFAULTS['k']))}]")
+    p.add_argument("--temperature", type=float, help=f"sampling temperature for the n samples [{DEFAULTS['temperature']}]")
+    p.add_argument("--top-p", type=float, help=f"nucleus sampling [{DEFAULTS['top_p']}]")
+    p.add_argument("--format", choices=FORMATS, help=f"cot, pot or tool [{DEFAULTS['format']}]")
+    p.add_argument("--max-new-tokens", type=int, help=f"per completion [{DEFAULTS['max_new_tokens']}]")
+    p.add_argument("--few-shot", type=int, help=f"solved exemplars before the question [{DEFAULTS['few_shot']}]")
     p.add_argument("--few-shot-file", help="JSONL of solved problems (question + cot/pot/tool) to take the "
                                            "exemplars from [grading.prompts' own]")
     p.add_argument("--prompt", choices=["auto", "chat", "plain"],
@@ -130,12 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N problems")
     p.add_argument("--seed", type=int, help="sampling seed (also seeds the Maj@K subsets) [0]")
     p.add_argument("--backend", choices=["hf", "vllm"], help="generation backend [config generation.backend or hf]")
-    p.add_argument("--chunk-size", type=int, help="problems per generation call [16]")
-    p.add_argument("--grader-workers", type=int, help="processes for grading [1]")
-    p.add_argument("--grader-timeout", type=float, help="seconds per answer comparison [5]")
-    p.add_argument("--code-timeout", type=float, help="seconds per program run (PoT, tool-integrated) [10]")
-    p.add_argument("--max-tool-calls", type=int, help="code blocks run per tool-integrated completion [3]")
-    p.add_argument("--maj-subsets", type=int, help="random K-subsets averaged for Maj@K when n > K [200]")
+    p.add_argument("--chunk-size", type=int, help=f"problems per generation call [{DEFAULTS['chunk_size']}]")
+    p.add_argument("--grader-workers", type=int, help=f"processes for grading [{DEFAULTS['grader_workers']}]")
+    p.add_argument("--grader-timeout", type=float, help=f"seconds per answer comparison [{DEFAULTS['grader_timeout']}]")
+    p.add_argument("--code-timeout", type=float, help=f"seconds per program run (PoT, tool-integrated) [{DEFAULTS['code_timeout']}]")
+    p.add_argument("--max-tool-calls", type=int, help=f"code blocks run per tool-integrated completion [{DEFAULTS['max_tool_calls']}]")
+    p.add_argument("--maj-subsets", type=int, help=f"random K-subsets averaged for Maj@K when n > K [{DEFAULTS['maj_subsets']}]")
     p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
     p.add_argument("--checkpoint", help="stage name (pretrain, sft, rl, ...): apply the config's eval.per_checkpoint "
                                         "overrides for it")
@@ -169,17 +173,11 @@ def config_settings(cfg: dict | None, checkpoint: str | None = None) -> dict:
     if checkpoint:
         values.update((ecfg.get("per_checkpoint") or {}).get(checkpoint) or {})
     values["k"] = parse_k(values["k"])
-    if values.get("few_shot_file") and cfg is not None:
-        from pipeline.config import results_dir
-
-        values["few_shot_file"] = str(values["few_shot_file"]).replace("{results}", str(results_dir(cfg)))
     return values
 
 
 def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings:
     """Merge the command line, the config (`config_settings`) and the defaults into one EvalSettings."""
-    from pipeline.config import results_dir
-
     values = config_settings(cfg, getattr(args, "checkpoint", None))
     for key in DEFAULTS:
         cli = getattr(args, key, None)
@@ -188,8 +186,6 @@ def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings
 
     bench = dict(((cfg or {}).get("eval") or {}).get("benchmarks", {}).get(args.benchmark) or {})
     data = args.data or bench.get("data")
-    if data and cfg is not None:
-        data = str(data).replace("{results}", str(results_dir(cfg)))
     hub = None
     if not data and bench.get("hub"):
         hub = {"path": bench["hub"], "configs": list(bench.get("hub_configs") or [None]),
@@ -213,7 +209,7 @@ def run_fingerprint(s: EvalSettings) -> str:
     gen = {k: getattr(s, k) for k in ("n", "temperature", "top_p", "format", "max_new_tokens", "few_shot",
                                       "few_shot_file", "prompt",
                                       "seed", "max_tool_calls", "code_timeout", "backend", "generator_options")}
-    return hashlib.sha256(json.dumps([s.model, files, gen], sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint(s.model, files, gen)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,8 +218,6 @@ def run_fingerprint(s: EvalSettings) -> str:
 
 def grader_version() -> str:
     """The shared grader's version (a hash of its sources), recorded beside every score."""
-    from grading.grader import GRADER_VERSION
-
     return str(GRADER_VERSION)
 
 
@@ -236,8 +230,6 @@ def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: in
     unfinished solution; its "no_answer" verdicts are reported with status "truncated". PoT completions
     are graded by running their program (`execute_code`).
     """
-    from grading.grader import grade_many
-
     truncated = [t.finish_reason == "length" for t in traces]
     verdicts = grade_many([(t.text, g) for t, g in zip(traces, golds)], workers=workers, timeout=timeout,
                           execute_code=fmt == "pot", truncated=truncated, code_timeout=code_timeout)
@@ -253,17 +245,12 @@ def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: in
 
 def run_eval(s: EvalSettings) -> dict:
     """Evaluate `s.model` on `s.benchmark`; write samples.jsonl, metrics.json and run.json into `s.out`."""
-    from grading.grader import group_equivalent
-    from pipeline.generation import build_generator
-    from pipeline.io import write_json, write_jsonl, write_run_record
-    from pipeline.models import load_tokenizer
-
     t0 = time.perf_counter()
     bench = load_benchmark(s.benchmark, data=s.data, hub=HubSpec(**{**s.hub, "configs": tuple(s.hub["configs"])})
                            if s.hub else None, schema="auto" if s.fields else s.schema, fields=s.fields, limit=s.limit)
     problems = bench.problems
     tokenizer = load_tokenizer(s.model)
-    chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[s.prompt]
+    chat = use_chat(s.prompt, tokenizer)
     exemplars = load_exemplars(s.few_shot_file, s.format, s.few_shot) if s.few_shot and s.few_shot_file else None
     prompts = [build_prompt(p.question, s.format, tokenizer, s.few_shot, chat=chat, exemplars=exemplars)
                for p in problems]
@@ -271,14 +258,10 @@ def run_eval(s: EvalSettings) -> dict:
     log.info("%s on %s: %d problems, n=%d, T=%.2f, format=%s, %s prompts, %d-shot", s.model, s.benchmark,
              len(problems), s.n, s.temperature, s.format, "chat" if chat else "plain", s.few_shot)
     generator = build_generator(s.backend, s.model, tokenizer, **s.generator_options)
-    run_code = None
-    if s.format == "tool":
-        from grading.sandbox import run_code
-
     greedy: list[Trace] = []
     sampled: list[list[Trace]] = []
     gen_opts = dict(top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=stop, tool=s.format == "tool",
-                    max_tool_calls=s.max_tool_calls, run_code=run_code, code_timeout=s.code_timeout,
+                    max_tool_calls=s.max_tool_calls, run_code=run_code if s.format == "tool" else None, code_timeout=s.code_timeout,
                     decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     cache = ChunkCache(Path(s.out), run_fingerprint(s))
     t_gen = time.perf_counter()
@@ -358,11 +341,11 @@ def _fmt(d: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from pipeline.config import load_config, set_threads, setup_logging
-
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(args.config, args.overrides) if args.config else None
+    if cfg is not None:
+        check_no_placeholders(cfg, args.config, ("eval",))
     if args.overrides and cfg is None:
         raise SystemExit("--set needs --config")
     set_threads(args.threads if args.threads is not None else (cfg or {}).get("threads", 1))

@@ -9,11 +9,13 @@ evaluation resumes where it stopped (eval/run.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from pipeline.io import fingerprint, write_json
 
 
 @dataclass
@@ -108,8 +110,7 @@ class ChunkCache:
         self.resumed = 0
 
     def key(self, prompts: list[str], start: int) -> str:
-        blob = json.dumps([self.fingerprint, start, prompts], ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return fingerprint(self.fingerprint, start, prompts)
 
     def load(self, start: int, key: str) -> tuple[list[Trace], list[list[Trace]]] | None:
         path = self.dir / f"chunk-{start:07d}.json"
@@ -123,12 +124,8 @@ class ChunkCache:
         return [Trace(**t) for t in data["greedy"]], [[Trace(**t) for t in row] for row in data["sampled"]]
 
     def save(self, start: int, key: str, greedy: list[Trace], sampled: list[list[Trace]]) -> None:
-        from pipeline.io import write_json
-
         write_json(self.dir / f"chunk-{start:07d}.json", {
             "key": key, "greedy": [asdict(t) for t in greedy], "sampled": [[asdict(t) for t in row] for row in sampled]})
 
     def clear(self) -> None:
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)

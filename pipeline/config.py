@@ -5,6 +5,13 @@ as YAML, so `--set rl.beta=0.04` is a float), fills schema defaults and validate
 resolved dict and pass plain values on to builders (STYLE.md, torchtune): no config object travels
 into library code. `save_resolved` writes the exact config next to an artifact.
 
+Paths between stages are the workflow's business, not the stages': a config names another stage's
+output by a placeholder (`"{world_problems}/rl.jsonl"`, `"{corpus_final}"`), and the Snakemake rules
+(pipeline/rules/common.smk, the one place that knows the folders under results/<name>/) expand them with
+`expand_placeholders` in the resolved config they hand to every job. A stage only reads concrete paths;
+a stage refuses a config whose sections it reads still hold a placeholder, naming the key
+(`setup(args, sections)`).
+
 The schema is split by section (config/schema/<section>.schema.yaml) so each stage documents its own
 keys; `load_schema` inlines the files referenced from config/schema.yaml into one schema.
 """
@@ -13,13 +20,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import functools
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
+
+from pipeline.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -48,10 +60,101 @@ class ConfigError(ValueError):
     """A config that does not load or does not match the schema; the message names file and key."""
 
 
+# `{name}` standing for a folder the workflow writes (a lower-case identifier in braces).
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def _strings(node: Any, path: str = ""):
+    """(key path, value) of every string in a config."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, f"{path}[{i}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _map_strings(node: Any, fn) -> Any:
+    if isinstance(node, dict):
+        return {k: _map_strings(v, fn) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_map_strings(v, fn) for v in node]
+    return fn(node) if isinstance(node, str) else node
+
+
+def expand_placeholders(cfg: dict, folders: dict[str, str | os.PathLike]) -> dict:
+    """A copy of `cfg` with every `{name}` of `folders` replaced by that folder; an unknown name raises."""
+    for key, value in _strings(cfg):
+        unknown = [m for m in _PLACEHOLDER.findall(value) if m not in folders]
+        if unknown:
+            raise ConfigError(f"{key}: unknown placeholder {{{unknown[0]}}} in {value!r}; "
+                              f"known: {', '.join('{' + k + '}' for k in folders)}")
+    return _map_strings(cfg, lambda v: _PLACEHOLDER.sub(lambda m: str(folders[m.group(1)]), v))
+
+
+def check_no_placeholders(cfg: dict, source: str, sections: tuple[str, ...] = ()) -> None:
+    """Stages read concrete paths only; a placeholder left in the sections a stage reads means the config
+    did not come from the workflow (which expands them into results/<name>/config.yaml)."""
+    for key, value in _strings({k: cfg[k] for k in sections if k in cfg} if sections else cfg):
+        if _PLACEHOLDER.search(value):
+            raise ConfigError(
+                f"{source}: {key} = {value!r} holds a placeholder that only the workflow expands; run the "
+                f"stage with the resolved config the workflow writes (results/<name>/config.yaml), or set a "
+                f"concrete path with --set {key.split('[')[0]}=...")
+
+
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """Return the schema with every relative file `$ref` inlined (one self-contained dict)."""
     path = Path(path)
     return _inline_refs(yaml.safe_load(path.read_text()), path.parent)
+
+
+@functools.cache
+def _schema() -> dict:
+    return load_schema()
+
+
+def schema_defaults(section: str) -> dict:
+    """The schema's defaults for the keys of one config section, a dotted path (`eval`, `world.web`): the
+    one place a default is written, for code that needs it without a config (a CLI run with no --config,
+    a settings dataclass)."""
+    node = _schema()
+    for part in section.split("."):
+        node = node["properties"][part]
+    return {key: copy.deepcopy(sub["default"]) for key, sub in (node.get("properties") or {}).items()
+            if "default" in sub}
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
+def defaults_from_schema(section: str):
+    """Class decorator, applied under `@dataclass`: every annotated field without a default of its own
+    gets the schema's default for `section.<field>` (lists as tuples), so a settings dataclass repeats no
+    default by hand. A field the schema gives no default for is an error at import time."""
+
+    def decorate(cls):
+        defaults = schema_defaults(section)
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name in cls.__dict__:
+                continue
+            if name not in defaults:
+                raise TypeError(f"{cls.__name__}.{name}: config section {section!r} of the schema has no default "
+                                "for it")
+            setattr(cls, name, _frozen(defaults[name]))
+        return cls
+
+    return decorate
+
+
+def settings_from(cls, section: dict, **extra: Any):
+    """A settings dataclass from a config section: its fields taken from `section` (lists as tuples),
+    keys the dataclass does not have ignored, the rest left to the dataclass's (schema) defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _frozen(v) for k, v in section.items() if k in names}, **extra)
 
 
 def _inline_refs(node: Any, base: Path) -> Any:
@@ -105,8 +208,6 @@ def _fill_defaults(schema: dict, data: Any) -> Any:
 
 def validate(cfg: dict, source: str = "<config>", schema: dict | None = None) -> dict:
     """Fill defaults and validate; raise ConfigError naming the source and the offending key."""
-    import jsonschema
-
     schema = schema or load_schema()
     cfg = _fill_defaults(schema, copy.deepcopy(cfg))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
@@ -129,8 +230,6 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 def save_resolved(cfg: dict, out_dir: str | os.PathLike, name: str = "config.yaml") -> Path:
     """Write the resolved config beside an artifact (atomically)."""
-    from pipeline.io import write_text
-
     path = Path(out_dir) / name
     write_text(path, yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -153,10 +252,12 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def setup(args: argparse.Namespace) -> dict:
-    """Parse-time setup shared by stage CLIs: logging, config, torch threads. Returns the config."""
+def setup(args: argparse.Namespace, sections: tuple[str, ...] = ()) -> dict:
+    """Parse-time setup shared by stage CLIs: logging, config (its `sections` checked for unexpanded
+    placeholders), torch threads. Returns the config."""
     setup_logging(args.log_level)
     cfg = load_config(args.config, args.overrides)
+    check_no_placeholders(cfg, args.config, sections)
     set_threads(args.threads if args.threads is not None else cfg.get("threads", 1))
     return cfg
 
@@ -175,10 +276,10 @@ def set_threads(n: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(n))
     os.environ.setdefault("MKL_NUM_THREADS", str(n))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import torch
-    except ImportError:
-        return
+    # Imported here, not at the top: Snakemake's parser and the config CLIs import this module and
+    # should not pay torch's import (about 1.5 s) for nothing.
+    import torch
+
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(1)

@@ -7,7 +7,10 @@ crashed job never leaves a file that looks finished (DESIGN.md, "Architecture").
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -18,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -72,15 +77,13 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
-               on_skip: Callable[[str, str], None] | None = None) -> Iterator[dict]:
-    """Yield JSON objects from a (optionally gzipped) JSONL file.
+               on_skip: Callable[[str, str], None] | None = None, with_location: bool = False) -> Iterator:
+    """Yield JSON objects from a (optionally gzipped) JSONL file; `("file:line", object)` pairs with
+    `with_location`. The project's one JSONL reader.
 
     A malformed line raises ValueError naming the file and line. With strict=False it is skipped
     instead: reported to `on_skip(reason, "file:line")` (a caller's counter), else logged.
     """
-    import gzip
-    import logging
-
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -93,7 +96,7 @@ def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
                 reason = f"bad JSON ({getattr(e, 'msg', e)})"
             else:
                 if isinstance(obj, dict):
-                    yield obj
+                    yield (f"{path}:{lineno}", obj) if with_location else obj
                     continue
                 reason = f"not a JSON object (a {type(obj).__name__})"
             where = f"{path}:{lineno}"
@@ -102,7 +105,7 @@ def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
             if on_skip is not None:
                 on_skip(reason, where)
             else:
-                logging.getLogger(__name__).warning("skipped %s: %s", where, reason)
+                log.warning("skipped %s: %s", where, reason)
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
@@ -122,6 +125,13 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def fingerprint(*parts: Any) -> str:
+    """sha256 of `parts` as sorted-key JSON: the key under which resumable state (training checkpoints,
+    generated evaluation chunks) is kept, so that state made under other settings is never reused."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def run_record(stage: str, config: dict | None = None, **extra: Any) -> dict:

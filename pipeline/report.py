@@ -1,9 +1,13 @@
 """`python -m pipeline.report`: one page with every stage's numbers, ours beside the paper's.
 
-    python -m pipeline.report --config results/tiny/config.yaml --out results/tiny/report.md
+    python -m pipeline.report --config results/tiny/config.yaml --out results/tiny/report.md \
+        --eval sft:world_gsm8k=results/tiny/eval/sft/world_gsm8k/metrics.json ... \
+        --curves rl=results/tiny/rl/metrics.jsonl ... \
+        --funnel results/tiny/corpus/funnel.json --funnel-table results/tiny/corpus/funnel.md
 
-Writes report.md, report.html (the same page) and PNG plots (pipeline/report_plots.py) in report/ beside them, all read from the
-files the stages wrote (docs/CONTRACTS.md); a stage that has not run gets a "not run" line:
+Writes report.md, report.html (the same page) and PNG plots (pipeline/report_plots.py) in report/ beside
+them. It reads exactly the files named on its command line (the `report` rule lists them; docs/CONTRACTS.md
+says what each holds) and nothing else; a named file that does not exist yet gets a "not run" line:
 
 1. the corpus funnel per round (corpus/funnel.json, paper §2.1), with kept pages/tokens per round;
 2. pretraining, SFT and RL curves (metrics.jsonl beside each model);
@@ -24,6 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import markdown
+
+from pipeline.config import load_config, setup_logging
 from pipeline.io import atomic_path, read_jsonl, write_text
 from pipeline.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
 
@@ -37,12 +44,12 @@ CHECKPOINTS = {
     "sft_web": "the same SFT from the web-text model (§2.2)",
     "rl": "GRPO from the SFT model",
 }
-# Training runs whose metrics.jsonl the curves come from: run name -> folder under results/<name>/.
+# Training runs whose metrics.jsonl the curves come from (--curves RUN=PATH): run id -> label.
 TRAINING_RUNS = {
-    "pretrain (mined)": "pretrain/mined",
-    "pretrain (web)": "pretrain/web",
-    "sft (mined)": "sft/mined",
-    "sft (web)": "sft/web",
+    "pretrain": "pretrain (mined)",
+    "pretrain_web": "pretrain (web)",
+    "sft": "sft (mined)",
+    "sft_web": "sft (web)",
     "rl": "rl",
 }
 
@@ -64,13 +71,15 @@ PAPER_CORPUS = {
 @dataclass
 class ReportData:
     name: str
-    results: Path
     config_path: str
     eval: dict[tuple[str, str], dict] = field(default_factory=dict)  # (checkpoint, benchmark) -> metrics
     expected: list[tuple[str, str]] = field(default_factory=list)  # what the config asks to evaluate
     paper_bench: dict[str, str] = field(default_factory=dict)  # our benchmark -> paper benchmark
-    curves: dict[str, list[dict]] = field(default_factory=dict)  # training run -> metrics rows
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # training run label -> metrics rows
+    curve_files: dict[str, str] = field(default_factory=dict)  # training run label -> its metrics.jsonl
     funnel: dict | None = None
+    funnel_table: str | None = None  # the corpus stage's own markdown rendering of its funnel
+    funnel_path: str | None = None
     funnel_error: str | None = None
 
 
@@ -78,41 +87,53 @@ class ReportData:
 # Reading
 
 
-def collect(cfg: dict, config_path: str) -> ReportData:
-    """Read every result file of a config that exists."""
-    from pipeline.config import results_dir
+def parse_named(items: list[str], flag: str) -> dict[str, str]:
+    """`NAME=PATH` arguments -> {NAME: PATH}; a malformed one is an error naming it."""
+    out = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"{flag} {item!r}: expected NAME=PATH")
+        out[name] = path
+    return out
 
-    res = results_dir(cfg)
-    ecfg = cfg.get("eval") or {}
-    benchmarks = ecfg.get("benchmarks") or {}
-    checkpoints = list(ecfg.get("checkpoints") or CHECKPOINTS)
-    if not (cfg.get("stages") or {}).get("corpus_quality", True):
-        checkpoints = [c for c in checkpoints if not c.endswith("_web")]
-    data = ReportData(name=cfg["name"], results=res, config_path=config_path,
-                      expected=[(c, b) for c in checkpoints for b in benchmarks])
+
+def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str, str],
+            funnel: str | None = None, funnel_table: str | None = None) -> ReportData:
+    """Read the files the rule names: evals {"checkpoint:benchmark": metrics.json}, curves {run id:
+    metrics.jsonl}, the corpus funnel (JSON + its markdown table). A named file that is missing is "not run"."""
+    benchmarks = (cfg.get("eval") or {}).get("benchmarks") or {}
+    data = ReportData(name=cfg["name"], config_path=config_path)
     for name, spec in benchmarks.items():
         paper = (spec or {}).get("paper") or (name if name in ("gsm8k", "math") else None)
         if paper:
             data.paper_bench[name] = paper
 
-    for path in sorted(res.glob("eval/*/*/metrics.json")):
-        checkpoint, benchmark = path.parent.parent.name, path.parent.name
-        try:
-            data.eval[(checkpoint, benchmark)] = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: unreadable metrics file: {e}") from e
+    for key, path in evals.items():
+        checkpoint, sep, benchmark = key.partition(":")
+        if not sep:
+            raise SystemExit(f"--eval {key}={path}: expected CHECKPOINT:BENCHMARK=PATH")
+        data.expected.append((checkpoint, benchmark))
+        if Path(path).exists():
+            try:
+                data.eval[(checkpoint, benchmark)] = json.loads(Path(path).read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{path}: unreadable metrics file: {e}") from e
 
-    for run, folder in TRAINING_RUNS.items():
-        path = res / folder / "metrics.jsonl"
-        if path.exists():
-            data.curves[run] = [r for r in read_jsonl(path, strict=False) if "step" in r]
+    for run, path in curves.items():
+        label = TRAINING_RUNS.get(run, run)
+        data.curve_files[label] = path
+        if Path(path).exists():
+            data.curves[label] = [r for r in read_jsonl(path, strict=False) if "step" in r]
 
-    funnel = res / "corpus" / "funnel.json"
-    if funnel.exists():
+    data.funnel_path = funnel
+    if funnel and Path(funnel).exists():
         try:
-            data.funnel = json.loads(funnel.read_text())
+            data.funnel = json.loads(Path(funnel).read_text())
         except ValueError as e:
             data.funnel_error = f"{funnel}: not valid JSON ({e})"
+    if funnel_table and Path(funnel_table).exists():
+        data.funnel_table = Path(funnel_table).read_text().strip()
     return data
 
 
@@ -150,18 +171,12 @@ def _eval_row(ckpt: str, bench: str, m: dict) -> str:
 
 def section_funnel(data: ReportData, plots: dict[str, str]) -> list[str]:
     out = ["## 1. Corpus funnel per round (§2.1)", ""]
-    path = data.results / "corpus" / "funnel.json"
     if data.funnel_error:
         return out + [f"_Corpus funnel unreadable: {data.funnel_error}._", ""]
     if data.funnel is None:
-        return out + [f"_Corpus stage not run: `{path}` does not exist._", ""]
-    try:
-        from corpus.funnel import to_markdown
-
-        out.append(to_markdown(data.funnel))
-    except (ImportError, KeyError, TypeError) as e:
-        log.warning("%s: cannot render the funnel table: %r", path, e)
-        out.append(f"_`{path}` has no funnel table this report can read ({e!r})._")
+        where = f"`{data.funnel_path}` does not exist" if data.funnel_path else "not part of this workflow"
+        return out + [f"_Corpus stage not run: {where}._", ""]
+    out.append(data.funnel_table or "_The corpus stage wrote no funnel table._")
     final = data.funnel.get("final")
     if final:
         out.append(f"Final corpus: {final['docs']:,} pages, {final['tokens']:,} tokens (words); "
@@ -178,7 +193,7 @@ def section_training(data: ReportData, plots: dict[str, str]) -> list[str]:
         return out + ["_No training run has written a metrics.jsonl yet (pretraining, SFT and RL not run)._", ""]
     out += ["| run | steps logged | last step | first loss | last loss | RL reward first → last | RL accuracy first → last |",
             "|---|---:|---:|---:|---:|---:|---:|"]
-    for run in TRAINING_RUNS:
+    for run in data.curve_files:
         rows = data.curves.get(run)
         if not rows:
             out.append(f"| {run} | not run | | | | | |")
@@ -193,7 +208,7 @@ def section_training(data: ReportData, plots: dict[str, str]) -> list[str]:
         out.append(f"| {run} | {len(rows)} | {rows[-1]['step']} | {losses[0]:.4f} | {losses[-1]:.4f} | "
                    f"{span(rew)} | {span(acc)} |" if losses else
                    f"| {run} | {len(rows)} | {rows[-1]['step']} | - | - | {span(rew)} | {span(acc)} |")
-    out.append(f"\nFrom `{data.results}/<run>/metrics.jsonl`.")
+    out.append("\nFrom " + ", ".join(f"`{p}`" for p in data.curve_files.values()) + ".")
     if "training" in plots:
         out += ["", f"![training curves]({plots['training']})"]
     return out + [""]
@@ -227,7 +242,7 @@ def section_table(data: ReportData, benchmarks: list[str]) -> list[str]:
         out += ["| *the paper's numbers (7B models on the real benchmarks), for scale* | | | | | | | | | |"] + paper_rows
     out += ["", "Reproduce a row: `python -m eval --config " + data.config_path +
             " --checkpoint <checkpoint> --model <model dir> --benchmark <benchmark> --out <dir>`; the exact "
-            "settings are in each `eval/<checkpoint>/<benchmark>/metrics.json`.", ""]
+            "settings are in each evaluation's `metrics.json`.", ""]
     return out
 
 
@@ -310,8 +325,8 @@ def section_breakdown(data: ReportData, benchmarks: list[str]) -> list[str]:
 def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
     benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
     head = [f"# mathpipe report: `{data.name}`", "",
-            f"The DeepSeekMath recipe (Shao et al., 2024, arXiv 2402.03300) as run by config `{data.config_path}`; "
-            f"results in `{data.results}`. Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+            f"The DeepSeekMath recipe (Shao et al., 2024, arXiv 2402.03300) as run by config `{data.config_path}`. "
+            f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
             "Rows marked **paper** are the paper's published numbers for its 7B/1.3B models on the real "
             "GSM8K/MATH test sets, printed for scale beside ours; every other number is ours.", ""]
     body = (section_funnel(data, plots) + section_training(data, plots) + section_table(data, benchmarks)
@@ -321,8 +336,6 @@ def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
 
 
 def render_html(markdown_text: str, title: str) -> str:
-    import markdown
-
     body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
              "table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
@@ -335,9 +348,9 @@ def render_html(markdown_text: str, title: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def write_report(cfg: dict, out: Path, config_path: str) -> dict[str, Path]:
-    """Collect, plot, render; write report.md, report.html and report/*.png (plots folder atomically)."""
-    data = collect(cfg, config_path)
+def write_report(data: ReportData, out: Path) -> dict[str, Path]:
+    """Plot and render what `collect` read; write report.md, report.html and report/*.png (the plots
+    folder atomically)."""
     benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
     plot_dir = out.parent / out.stem
     with atomic_path(plot_dir) as tmp:
@@ -359,21 +372,25 @@ def write_report(cfg: dict, out: Path, config_path: str) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
-    from pipeline.config import load_config, results_dir, setup_logging
-
     p = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment config (e.g. results/tiny/config.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set results_root=/scratch/results")
-    p.add_argument("--out", help="report.md path [results/<name>/report.md]")
+    p.add_argument("--out", required=True, help="report.md path; report.html and report/ go beside it")
+    p.add_argument("--eval", nargs="*", default=[], metavar="CHECKPOINT:BENCHMARK=PATH",
+                   help="metrics.json of each evaluation the report shows")
+    p.add_argument("--curves", nargs="*", default=[], metavar="RUN=PATH",
+                   help=f"metrics.jsonl of each training run ({', '.join(TRAINING_RUNS)} or any name)")
+    p.add_argument("--funnel", help="the corpus stage's funnel.json")
+    p.add_argument("--funnel-table", help="the corpus stage's funnel.md")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
-    cfg = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else results_dir(cfg) / "report.md"
+    cfg = load_config(args.config)
+    out = Path(args.out)
     if out.suffix != ".md":
         raise SystemExit(f"--out must name a .md file, got {out}")
-    return write_report(cfg, out, args.config)
+    data = collect(cfg, args.config, parse_named(args.eval, "--eval"), parse_named(args.curves, "--curves"),
+                   args.funnel, args.funnel_table)
+    return write_report(data, out)
 
 
 if __name__ == "__main__":

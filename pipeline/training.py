@@ -20,6 +20,7 @@ an uninterrupted run. Multi-GPU (DDP/FSDP) comes from launching the same code wi
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -31,9 +32,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.io import append_jsonl, read_jsonl
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from pipeline.io import append_jsonl, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
+
+RESUME_KEY = "resume_key.json"
+
+
+def guard_resume(run_dir: str | os.PathLike, key: str) -> bool:
+    """Keep `run_dir/checkpoints` (and its metrics.jsonl) only if they were written under settings `key`
+    (`pipeline.io.fingerprint` of whatever decides the run); record `key` for the next start. Returns
+    whether a resume is allowed. Under data parallelism the main process decides and the others wait.
+    Pretraining, SFT and RL all start through here."""
+    state = PartialState()
+    run_dir = Path(run_dir)
+    ckpts = run_dir / "checkpoints"
+    stamp = run_dir / RESUME_KEY
+    old = json.loads(stamp.read_text()).get("key") if stamp.exists() else None
+    resume = ckpts.exists() and any(ckpts.iterdir()) and old == key
+    state.wait_for_everyone()  # every process has decided before the main one changes anything
+    if state.is_main_process:
+        if ckpts.exists() and not resume:
+            log.warning("%s: checkpoints were written under other settings (or none recorded); starting afresh",
+                        run_dir)
+            shutil.rmtree(ckpts)
+        if not resume:
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        write_json(stamp, {"key": key})
+    state.wait_for_everyone()
+    return bool(resume)
 
 
 class DataSource(Protocol):
@@ -95,9 +127,6 @@ class TrainLoop:
                  extra_state: dict[str, Any] | None = None,
                  on_step_end: list[Callable[[int, dict], None]] | None = None,
                  desc: str = "train", mixed_precision: str = "no"):
-        import torch
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
 
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -146,7 +175,6 @@ class TrainLoop:
         if self.accelerator.is_main_process and self.metrics_path.exists():
             # Drop metrics logged after the checkpoint: they are re-logged as the steps rerun.
             rows = [r for r in read_jsonl(self.metrics_path, strict=False) if r.get("step", 0) <= self.counter.step]
-            from pipeline.io import write_jsonl
 
             write_jsonl(self.metrics_path, rows)
 
@@ -168,7 +196,6 @@ class TrainLoop:
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> dict:
-        from tqdm.auto import tqdm
 
         acc = self.accelerator
         last: dict = {}

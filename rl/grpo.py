@@ -21,23 +21,25 @@ reference model), and a run started with different settings starts afresh.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 
-from pipeline.config import results_dir, setup, stage_parser
-from pipeline.io import read_jsonl, write_json, write_run_record
+from accelerate import PartialState
+
+from grading.prompts import build_prompt, stop_strings, use_chat
+from pipeline.config import setup, stage_parser
+from pipeline.generation import build_generator
+from pipeline.io import fingerprint, read_jsonl, write_run_record
+from pipeline.models import load_model, load_tokenizer, save
+from pipeline.training import OptimConfig, TrainLoop, guard_resume
 from rl.logprobs import token_logprobs
 from rl.losses import Coefficient, PolicyBatch, build_coefficient, policy_loss
 from rl.rewards import RewardFunction
 from rl.rollouts import RLPrompt, RolloutBatch, RolloutSettings, RolloutSource, load_prompts
 
 log = logging.getLogger("rl.grpo")
-
-FINGERPRINT = "settings.json"
 
 
 def make_loss_fn(coef: Coefficient, length_buckets: int = 1):
@@ -74,60 +76,25 @@ class ReferenceReset:
 
 def build_prompts(prompt_set, tokenizer, fmt: str, few_shot: int, layout: str) -> list[RLPrompt]:
     """Fill each question's prompt with the one prompt builder eval and SFT use."""
-    from grading.prompts import build_prompt, has_chat_template
-
-    chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[layout]
+    chat = use_chat(layout, tokenizer)
     for p in prompt_set.prompts:
         p.prompt = build_prompt(p.question, fmt, tokenizer, few_shot, chat=chat)
     return prompt_set.prompts
 
 
-def resolve_prompt_sources(rc: dict, cfg: dict) -> list[dict]:
-    """`rl.prompts`, with `{results}` in a `data` path standing for results/<name>."""
-    out = []
-    for src in rc["prompts"]:
-        src = dict(src)
-        if "data" in src:
-            src["data"] = str(src["data"]).replace("{results}", str(results_dir(cfg)))
-        out.append(src)
-    return out
-
-
-def _fingerprint(cfg: dict, init: str) -> dict:
-    keep = {"init": str(init), "seed": cfg.get("seed"), "rl": cfg["rl"], "generation": cfg.get("generation", {})}
-    keep["rl"] = {k: v for k, v in keep["rl"].items() if k not in ("steps", "save_every")}
-    return {"sha256": hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest(),
-            "settings": keep}
-
-
-def _check_resume(out: Path, fp: dict) -> None:
-    """Resume only checkpoints made with the same settings; otherwise start afresh (logged)."""
-    ckpt = out / "checkpoints"
-    saved = ckpt / FINGERPRINT
-    if ckpt.is_dir() and any(ckpt.iterdir()):
-        old = json.loads(saved.read_text()).get("sha256") if saved.exists() else None
-        if old != fp["sha256"]:
-            log.warning("%s holds checkpoints of a run with other settings: starting afresh", ckpt)
-            shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    write_json(saved, fp)
+def resume_key(cfg: dict, init: str) -> str:
+    """What decides a GRPO run's trajectory (not its length: a longer run resumes a shorter one)."""
+    rl = {k: v for k, v in cfg["rl"].items() if k not in ("steps", "save_every")}
+    return fingerprint(str(init), cfg.get("seed"), rl, cfg.get("generation", {}))
 
 
 def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) -> dict:
     """Train from `init` into `out` (see the module docstring); `on_step_end` adds loop callbacks."""
-    from pipeline.generation import build_generator
-    from pipeline.models import load_model, load_tokenizer, save
-    from pipeline.training import OptimConfig, TrainLoop
-
     rc, gc = cfg["rl"], dict(cfg.get("generation") or {})
     out = Path(out)
     t_start = time.perf_counter()
-    from accelerate import PartialState
-
     state = PartialState()  # rank and world size under `accelerate launch` (DDP); one process otherwise
-    if state.is_main_process:
-        _check_resume(out, _fingerprint(cfg, init))
-    state.wait_for_everyone()
+    guard_resume(out, resume_key(cfg, init))
     device = state.device
     tokenizer = load_tokenizer(init)
     policy = load_model(init, dtype=(cfg.get("model") or {}).get("dtype", "float32"), device=device)
@@ -137,13 +104,11 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
         reference = copy.deepcopy(policy).eval()
         reference.requires_grad_(False)
 
-    prompt_set = load_prompts(resolve_prompt_sources(rc, cfg), limit=rc.get("max_prompts"))
+    prompt_set = load_prompts(rc["prompts"], limit=rc.get("max_prompts"))
     prompts = build_prompts(prompt_set, tokenizer, rc["format"], rc["few_shot"], rc["prompt_layout"])
     log.info("%d RL prompts (records skipped per source: %s)", len(prompts), prompt_set.skipped)
 
-    from grading.prompts import has_chat_template, stop_strings
-
-    chat = {"auto": has_chat_template(tokenizer), "chat": True, "plain": False}[rc["prompt_layout"]]
+    chat = use_chat(rc["prompt_layout"], tokenizer)
     backend = gc.pop("backend", "hf")
     generator = build_generator(backend, init if backend == "vllm" else policy, tokenizer, **gc)
     settings = RolloutSettings(
@@ -231,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--init", required=True, help="policy to start from: save_pretrained folder (the SFT model)")
     p.add_argument("--out", required=True, help="output folder: model/, metrics.jsonl, run.json, checkpoints/")
     args = p.parse_args(argv)
-    cfg = setup(args)
+    cfg = setup(args, ("rl",))
     return run(cfg, args.init, args.out)
 
 

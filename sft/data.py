@@ -20,13 +20,16 @@ prompt, tool results and anything the template adds after EOS carry none.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpus.decontaminate import NgramMatcher
+from grading.benchmarks import load_benchmark
 from grading.prompts import build_prompt, user_message
+from pipeline.io import read_jsonl
 from sft.formats import FORMATS, check_response, gsm8k_solution_to_cot, masked_spans
-from sft.mixture import expand_results
 from sft.packing import IGNORE, TokenizedExample
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,10 @@ class SFTSource:
     cot_style: str = "boxed"
 
     @classmethod
-    def from_config(cls, entry: dict, results: str | Path | None = None) -> SFTSource:
+    def from_config(cls, entry: dict) -> SFTSource:
         entry = dict(entry)
         if bool(entry.get("path")) == bool(entry.get("hub")):
             raise ValueError(f"sft source {entry.get('name')!r}: give exactly one of `path` or `hub`")
-        if entry.get("path"):
-            entry["path"] = expand_results(entry["path"], results)
         fields = {**WORLD_FIELDS, **(entry.pop("fields", None) or {})}
         entry["hub_configs"] = tuple(entry.get("hub_configs") or (None,))
         if entry.get("cot_style", "boxed") not in ("boxed", "gsm8k"):
@@ -81,7 +82,7 @@ class DataStats:
     skipped_examples: list[str] = field(default_factory=list)  # first few "location: reason"
 
     def skip(self, where: str, source: str, reason: str) -> None:
-        self.skipped[f"{source}: {reason.split(':')[0]}"] += 1
+        self.skipped[f"{source}: {re.split(r'[:(]', reason)[0].strip()}"] += 1  # the kind, not the detail
         if len(self.skipped_examples) < 20:
             self.skipped_examples.append(f"{where}: {reason}")
 
@@ -117,19 +118,10 @@ def _records(src: SFTSource):
                 yield f"{path}:row {row}", rec
                 row += 1
         return
-    import gzip
-    import json
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield f"{path}:{lineno}", f"bad JSON: {e}"
-                    continue
-                yield f"{path}:{lineno}", rec if isinstance(rec, dict) else "not a JSON object"
+    bad: list[tuple[str, str]] = []
+    yield from read_jsonl(path, strict=False, on_skip=lambda reason, where: bad.append((where, reason)),
+                          with_location=True)
+    yield from bad  # (location, reason): counted and skipped by the caller
 
 
 def load_examples(sources: list[SFTSource], formats: list[str], stats: DataStats | None = None
@@ -178,15 +170,11 @@ def load_examples(sources: list[SFTSource], formats: list[str], stats: DataStats
     return out, stats
 
 
-def build_matcher(benchmarks: list[dict], results: str | Path | None, n: int, min_exact: int):
-    """The corpus stage's n-gram matcher over the questions of `benchmarks` (eval loaders)."""
-    from corpus.decontaminate import NgramMatcher
-    from grading.benchmarks import load_benchmark
-
+def build_matcher(benchmarks: list[dict], n: int, min_exact: int):
+    """The corpus stage's n-gram matcher over the questions of `benchmarks` (the benchmark loader)."""
     texts = []
     for b in benchmarks:
-        path = expand_results(b["path"], results) if b.get("path") else None
-        bench = load_benchmark(b["name"], data=path)
+        bench = load_benchmark(b["name"], data=b.get("path"))
         texts += [(b["name"], p.question) for p in bench.problems]
     matcher = NgramMatcher.from_texts(texts, n=n, min_exact=min_exact)
     log.info("decontamination index: %s", matcher.summary())
@@ -261,13 +249,13 @@ def tokenize_all(tokenizer, examples: list[SFTExample], max_len: int, stats: Dat
     return out
 
 
-def prepare(cfg: dict, tokenizer, results: str | Path | None) -> tuple[list[TokenizedExample], DataStats]:
+def prepare(cfg: dict, tokenizer) -> tuple[list[TokenizedExample], DataStats]:
     """Config `sft:` -> tokenized, decontaminated examples and their stats."""
     scfg = cfg["sft"]
-    sources = [SFTSource.from_config(e, results) for e in scfg["data"]]
+    sources = [SFTSource.from_config(e) for e in scfg["data"]]
     examples, stats = load_examples(sources, scfg["formats"])
     dcfg = scfg["decontaminate"]
     if dcfg["enabled"] and dcfg["benchmarks"]:
-        matcher = build_matcher(dcfg["benchmarks"], results, dcfg["n"], dcfg["min_exact"])
+        matcher = build_matcher(dcfg["benchmarks"], dcfg["n"], dcfg["min_exact"])
         examples = decontaminate(examples, matcher, stats)
     return tokenize_all(tokenizer, examples, scfg["max_len"], stats), stats

@@ -18,8 +18,6 @@ uninterrupted one would have seen:
 from __future__ import annotations
 
 import glob
-import gzip
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.io import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class SourceSpec:
 
     name: str
     weight: float
-    path: str | None = None  # local folder / file / glob; `{results}` stands for results/<name>
+    path: str | None = None  # local folder / file / glob
     hub: str | None = None  # hub dataset id, e.g. EleutherAI/proof-pile-2
     hub_config: str | None = None
     split: str = "train"
@@ -49,7 +49,7 @@ class SourceSpec:
     streaming: bool = False  # hub only: stream instead of downloading the whole split
 
     @classmethod
-    def from_config(cls, entry: dict, results: str | os.PathLike | None = None) -> SourceSpec:
+    def from_config(cls, entry: dict) -> SourceSpec:
         if not isinstance(entry, dict):
             raise ValueError(f"source {entry!r}: expected a mapping with name, weight and path or hub")
         known = set(cls.__dataclass_fields__)
@@ -60,19 +60,7 @@ class SourceSpec:
             raise ValueError(f"source {entry.get('name')!r}: give exactly one of `path` or `hub`")
         if float(entry.get("weight", 0)) <= 0:
             raise ValueError(f"source {entry.get('name')!r}: weight must be > 0")
-        entry = dict(entry)
-        if entry.get("path"):
-            entry["path"] = expand_results(entry["path"], results)
         return cls(**entry)
-
-
-def expand_results(path: str, results: str | os.PathLike | None) -> str:
-    """Replace `{results}` in a configured path by the run's results/<name> folder."""
-    if "{results}" in str(path):
-        if results is None:
-            raise ValueError(f"path {path!r} uses {{results}} but no results folder is known")
-        return str(path).replace("{results}", str(results))
-    return str(path)
 
 
 def local_files(path: str | os.PathLike) -> list[Path]:
@@ -101,26 +89,15 @@ def read_texts(path: Path, field: str) -> tuple[list[str], list[str]]:
         if field not in pf.schema_arrow.names:
             raise ValueError(f"{path}: no column {field!r} (columns: {pf.schema_arrow.names})")
         values = pf.read(columns=[field]).column(field).to_pylist()
-        rows = enumerate(values)
+        rows = [(f"{path}:row {i}", v) for i, v in enumerate(values)]
     else:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            lines = f.readlines()
-        rows = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.append(f"{path}:{i + 1}: bad JSON: {e}")
-                continue
-            rows.append((i, rec.get(field) if isinstance(rec, dict) else None))
-    for i, v in rows:
+        rows = [(where, rec.get(field)) for where, rec in read_jsonl(
+            path, strict=False, on_skip=lambda reason, where: bad.append(f"{where}: {reason}"), with_location=True)]
+    for where, v in rows:
         if isinstance(v, str) and v.strip():
             texts.append(v)
         else:
-            bad.append(f"{path}:row {i}: field {field!r} missing or empty")
+            bad.append(f"{where}: field {field!r} missing or empty")
     return texts, bad
 
 

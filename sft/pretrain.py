@@ -23,17 +23,16 @@ import logging
 import math
 from pathlib import Path
 
-from pipeline.config import results_dir, setup, stage_parser
+from pipeline.config import setup, stage_parser
+from pipeline.io import fingerprint
 from pipeline.models import load_tokenizer
-from pipeline.training import TrainLoop
+from pipeline.training import TrainLoop, guard_resume
 from sft.mixture import Mixture, SourceSpec, TextSource
 from sft.packing import DocumentPacker, collate_rows
 from sft.recipe import (
     Throughput,
-    config_key,
     dist_info,
     finish,
-    guard_resume,
     load_or_build_model,
     optim_config,
 )
@@ -43,10 +42,9 @@ log = logging.getLogger(__name__)
 VARIANTS = ("mined", "web")
 
 
-def build_mixture(sources: list[dict], tokenizer, *, seq_len: int, document_masking: bool, seed: int,
-                  results: str | Path | None = None) -> Mixture:
+def build_mixture(sources: list[dict], tokenizer, *, seq_len: int, document_masking: bool, seed: int) -> Mixture:
     """One `DocumentPacker` per source, interleaved by the sources' weights."""
-    specs = [SourceSpec.from_config(s, results) for s in sources]
+    specs = [SourceSpec.from_config(s) for s in sources]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"pretraining sources need distinct names, got {names}")
@@ -105,14 +103,13 @@ def run(cfg: dict, variant: str, tokenizer_dir: str | Path, out: str | Path, ini
     steps, accum = plan_steps(int(pcfg["tokens"]), seq_len, int(pcfg["batch_size"]),
                               int(pcfg["micro_batch_size"]), world)
     mixture = build_mixture(pcfg["variants"][variant]["sources"], tokenizer, seq_len=seq_len,
-                            document_masking=bool(pcfg["document_masking"]), seed=cfg["seed"],
-                            results=results_dir(cfg))
+                            document_masking=bool(pcfg["document_masking"]), seed=cfg["seed"])
     data = PretrainBatches(mixture, pcfg["micro_batch_size"], rank, world)
     tokens_per_step = seq_len * int(pcfg["batch_size"])
     log.info("pretraining %s: %d steps x %d tokens = %d tokens (budget %d); sources %s", variant, steps,
              tokens_per_step, steps * tokens_per_step, pcfg["tokens"], mixture.weights)
 
-    guard_resume(run_dir, config_key(cfg["model"], cfg["pretrain"], variant, init, cfg["seed"], world))
+    guard_resume(run_dir, fingerprint(cfg["model"], cfg["pretrain"], variant, init, cfg["seed"], world))
     speed = Throughput(lambda m: m["tokens"] * accum, world, fixed_tokens_per_step=tokens_per_step)
 
     def log_shares(step: int, metrics: dict) -> None:
@@ -136,11 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     p = stage_parser(__doc__.split("\n\n")[0])
     p.add_argument("--variant", required=True, choices=VARIANTS, help="which mixture: mined corpus or web text")
     p.add_argument("--out", required=True, help="model folder; metrics.jsonl, run.json, checkpoints/ go beside it")
-    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: results/<name>/tokenizer)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder (sft.tokenizer's output)")
     p.add_argument("--init", default=None, help="base model path or hub id (default: config model.init)")
     args = p.parse_args(argv)
-    cfg = setup(args)
-    run(cfg, args.variant, args.tokenizer or results_dir(cfg) / "tokenizer", args.out, args.init)
+    cfg = setup(args, ("pretrain",))
+    run(cfg, args.variant, args.tokenizer, args.out, args.init)
 
 
 if __name__ == "__main__":

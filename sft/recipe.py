@@ -3,8 +3,6 @@
 - `optim_config(section)`: the loop's optimizer/schedule settings from a config section;
 - `load_or_build_model(model_cfg, tokenizer, init)`: a Hugging Face base by path or hub id (paper:
   DeepSeek-Coder-Base-v1.5 7B, §2.3), or a small Llama from scratch (the embedded default);
-- `guard_resume(run_dir, key)`: checkpoints in `run_dir` are resumed only if they were written under
-  the same settings; otherwise they are cleared (a changed config must not resume an old run);
 - `Throughput`: an `on_step_end` callback adding tokens/s and tokens seen to the logged metrics;
 - `finish(...)`: run.json beside the model, then the model itself (its folder appearing = done),
   then the checkpoints are removed.
@@ -12,14 +10,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
-from pipeline.io import atomic_path, write_json, write_run_record
+from pipeline.io import atomic_path, write_run_record
 from pipeline.models import build_model, load_model, num_parameters
 from pipeline.training import OptimConfig
 
@@ -56,31 +52,6 @@ def load_or_build_model(model_cfg: dict, tokenizer, init: str | os.PathLike | No
     model.train()
     log.info("model: %s, %.2fM parameters", type(model).__name__, num_parameters(model) / 1e6)
     return model
-
-
-def config_key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def guard_resume(run_dir: str | os.PathLike, key: str) -> None:
-    """Keep `run_dir/checkpoints` only if written under settings `key`; record `key` for the next run.
-
-    Under data parallelism the main process decides and the others wait for it.
-    """
-    from accelerate import PartialState
-
-    state = PartialState()
-    run_dir = Path(run_dir)
-    if state.is_main_process:
-        stamp = run_dir / "resume_key.json"
-        old = json.loads(stamp.read_text())["key"] if stamp.exists() else None
-        ckpts = run_dir / "checkpoints"
-        if ckpts.exists() and old != key:
-            log.warning("%s: checkpoints were written under other settings; starting afresh", run_dir)
-            shutil.rmtree(ckpts)
-            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        write_json(stamp, {"key": key})
-    state.wait_for_everyone()
 
 
 class Throughput:

@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.config import results_dir, setup, stage_parser
+from pipeline.config import setup, stage_parser
+from pipeline.io import fingerprint
 from pipeline.models import load_tokenizer
-from pipeline.training import TrainLoop
+from pipeline.training import TrainLoop, guard_resume
 from sft.data import prepare
 from sft.packing import IGNORE, SFTBatches, supports_packed_attention
 from sft.recipe import (
     Throughput,
-    config_key,
     dist_info,
     finish,
-    guard_resume,
     load_or_build_model,
     optim_config,
 )
@@ -57,7 +56,7 @@ def run(cfg: dict, init: str | Path, out: str | Path) -> dict:
     rank, world = dist_info()
     tokenizer = load_tokenizer(init)
     model = load_or_build_model(cfg["model"], tokenizer, init)
-    examples, stats = prepare(cfg, tokenizer, results_dir(cfg))
+    examples, stats = prepare(cfg, tokenizer)
     packing = choose_packing(scfg["packing"], model)
     data = SFTBatches(examples, max_len=scfg["max_len"], micro_batch_size=scfg["micro_batch_size"],
                       pad_id=tokenizer.pad_token_id, packing=packing, seed=cfg["seed"], rank=rank, world_size=world)
@@ -73,7 +72,7 @@ def run(cfg: dict, init: str | Path, out: str | Path) -> dict:
              len(examples), n_tokens, n_loss, "packed" if packing else "padded", data.rows_per_epoch(),
              scfg["steps"], epochs)
 
-    guard_resume(run_dir, config_key(str(init), cfg["sft"], cfg["seed"], world, packing))
+    guard_resume(run_dir, fingerprint(str(init), cfg["sft"], cfg["seed"], world, packing))
     speed = Throughput(lambda m: m["row_tokens"] * accum, world)
     loop = TrainLoop(model, sft_loss, data, out_dir=run_dir, total_steps=scfg["steps"], optim=optim_config(scfg),
                      grad_accum=accum, save_every=scfg["save_every"], keep_checkpoints=scfg["keep_checkpoints"],
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init", required=True, help="pretrained model folder or hub id (tokenizer included)")
     p.add_argument("--out", required=True, help="model folder; metrics.jsonl, run.json, checkpoints/ go beside it")
     args = p.parse_args(argv)
-    run(setup(args), args.init, args.out)
+    run(setup(args, ("sft",)), args.init, args.out)
 
 
 if __name__ == "__main__":

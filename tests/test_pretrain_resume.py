@@ -117,16 +117,18 @@ def test_output_is_a_standard_checkpoint(setup_dir):
 
 
 def test_changed_settings_do_not_resume(setup_dir):
-    """Checkpoints written under other settings are discarded instead of resumed."""
-    from sft.recipe import guard_resume
+    """Checkpoints written under other settings are discarded instead of resumed (pretraining, SFT and
+    RL all start through pipeline.training.guard_resume), and so is the old run's metrics log."""
+    from pipeline.training import guard_resume
 
     run_dir = setup_dir / "guard"
-    guard_resume(run_dir, "key-a")  # first start: records its settings
+    assert guard_resume(run_dir, "key-a") is False  # first start: records its settings
     (run_dir / "checkpoints" / "step-00000002").mkdir(parents=True)
-    guard_resume(run_dir, "key-a")  # restart under the same settings: resume
-    assert (run_dir / "checkpoints" / "step-00000002").exists()
-    guard_resume(run_dir, "key-b")  # changed settings: start afresh
-    assert not (run_dir / "checkpoints").exists()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+    assert guard_resume(run_dir, "key-a") is True  # restart under the same settings: resume
+    assert (run_dir / "checkpoints" / "step-00000002").exists() and (run_dir / "metrics.jsonl").exists()
+    assert guard_resume(run_dir, "key-b") is False  # changed settings: start afresh
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.jsonl").exists()
     (run_dir / "checkpoints").mkdir()
     (run_dir / "resume_key.json").unlink()
     guard_resume(run_dir, "key-b")  # checkpoints of unknown origin are not trusted

@@ -82,7 +82,7 @@ def test_decontamination_drops_examples_quoting_an_eval_question(tmp_path):
     rows[1] = dict(rows[1], cot="Recall: what is 2 plus 2? It is 4. " + rows[1]["cot"])  # short question, exact
     f = _write_jsonl(tmp_path / "sft.jsonl", rows)
     examples, stats = load_examples([SFTSource.from_config({"name": "w", "path": str(f)})], ["cot"])
-    matcher = build_matcher([{"name": "world_gsm8k", "path": "{results}/test_gsm8k.jsonl"}], tmp_path, n=10,
+    matcher = build_matcher([{"name": "world_gsm8k", "path": str(tmp_path / "test_gsm8k.jsonl")}], n=10,
                             min_exact=3)
     kept = decontaminate(examples, matcher, stats)
     assert [e.example_id for e in kept] == ["gsm-sft-000002/cot", "gsm-sft-000003/cot"]
@@ -109,11 +109,12 @@ def test_sft_cli_writes_a_loadable_checkpoint(tmp_path):
     texts = [r[k] for r in rows for k in ("question", "cot", "pot", "tool")]
     tok = train_tokenizer(texts + [user_message("", f) for f in ("cot", "pot", "tool")] * 5, vocab_size=400)
     save(build_model(tok, hidden_size=32, num_layers=2, num_heads=2, seed=0), tok, tmp_path / "init")
+    problems = tmp_path / "results/t/world/problems"
     cfg = {"name": "t", "results_root": str(tmp_path / "results"), "threads": 1,
-           "sft": {"steps": 4, "batch_size": 4, "micro_batch_size": 2, "max_len": 256, "save_every": 2,
+           "sft": {"data": [{"name": "world", "path": str(problems / "sft.jsonl")}], "steps": 4, "batch_size": 4, "micro_batch_size": 2, "max_len": 256, "save_every": 2,
                    "optimizer": {"lr": 0.003},
                    "decontaminate": {"benchmarks": [{"name": "world_gsm8k",
-                                                     "path": "{results}/world/problems/test_gsm8k.jsonl"}]}}}
+                                                     "path": str(problems / "test_gsm8k.jsonl")}]}}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "results/t/sft/mined/model"
     main(["--config", str(tmp_path / "cfg.yaml"), "--init", str(tmp_path / "init"), "--out", str(out)])

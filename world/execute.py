@@ -21,6 +21,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from tqdm import tqdm
+
+from grading.sandbox import run_code
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("batch", "sandbox")
@@ -92,13 +96,6 @@ def _run_batch(programs: list[str], timeout: float, memory_mb: int) -> list[Exec
 
 
 def _run_sandbox(programs: list[str], timeout: float, memory_mb: int) -> list[ExecResult]:
-    try:
-        from grading.sandbox import run_code
-    except ImportError as e:
-        raise RuntimeError("executor 'sandbox' needs grading.sandbox.run_code, which does not import: "
-                           f"{e}; use world.problems.executor: batch") from e
-    from tqdm import tqdm
-
     results = []
     for code in tqdm(programs, desc="sandbox", unit="prog", mininterval=5):
         res = run_code(code, timeout=timeout, memory_mb=memory_mb)

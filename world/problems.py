@@ -30,6 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.decontaminate import NgramMatcher
+from grading.grader import grade_many
+from pipeline.config import defaults_from_schema, load_config, settings_from, setup_logging, stage_parser
+from pipeline.io import write_jsonl, write_run_record
 from world import gsm, mathlike
 from world.execute import BACKENDS, run_programs
 from world.problem import GSM8K, MATH, Problem, near_key, pot_text, problem_text, tool_text
@@ -43,22 +47,24 @@ _MAX_MISSES = 40  # consecutive draws of taken problems before a (template, step
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("world.problems")
 class ProblemSettings:
-    """Sizes and difficulty of the problem family (config section `world.problems`)."""
+    """Sizes and difficulty of the problem family (config section `world.problems`; defaults and meanings
+    in its schema)."""
 
-    sft: int = 3000
-    rl: int = 800
-    test_gsm8k: int = 250
-    test_math: int = 250
-    math_fraction: float = 0.5  # share of MATH-like problems in sft and rl
-    max_steps: int = 3  # difficulty knob: steps per problem, 1..3
-    max_number: int = 9  # difficulty knob: largest operand a template draws
-    templates: tuple[str, ...] | None = None  # which templates to use (None: all of both families)
-    clean_ngram: int = 20  # sft/rl share no n-gram of this many words with a test question (0: no check)
-    clean_min_exact: int = 3  # test texts shorter than clean_ngram words but this long match exactly
-    executor: str = "batch"  # world/execute.py backend
-    exec_timeout: float = 5.0
-    exec_memory_mb: int = 1024
+    sft: int
+    rl: int
+    test_gsm8k: int
+    test_math: int
+    math_fraction: float  # share of MATH-like problems in sft and rl
+    max_steps: int  # difficulty knob: steps per problem, 1..3
+    max_number: int  # difficulty knob: largest operand a template draws
+    templates: tuple[str, ...] | None  # which templates to use (None: all of both families)
+    clean_ngram: int  # sft/rl share no n-gram of this many words with a test question (0: no check)
+    clean_min_exact: int  # test texts shorter than clean_ngram words but this long match exactly
+    executor: str  # world/execute.py backend
+    exec_timeout: float
+    exec_memory_mb: int
 
     def family_templates(self, family: str) -> list[str]:
         """The templates of `family` this config uses, in a fixed order."""
@@ -66,14 +72,10 @@ class ProblemSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> ProblemSettings:
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in section.items() if k in known}
-        if values.get("templates") is not None:
-            values["templates"] = tuple(values["templates"])
-            unknown = sorted(set(values["templates"]) - set(ALL_TEMPLATES))
-            if unknown:
-                raise ValueError(f"world.problems.templates: unknown {unknown}; known: {sorted(ALL_TEMPLATES)}")
-        settings = cls(**values)
+        settings = settings_from(cls, section)
+        unknown = sorted(set(settings.templates or ()) - set(ALL_TEMPLATES))
+        if unknown:
+            raise ValueError(f"world.problems.templates: unknown {unknown}; known: {sorted(ALL_TEMPLATES)}")
         for family in FAMILIES:
             if not settings.family_templates(family) and (settings.test_gsm8k if family == GSM8K else settings.test_math):
                 raise ValueError(f"world.problems.templates has no {family} template but test_{family} > 0")
@@ -134,8 +136,6 @@ def test_matcher(texts: list[str], n: int, min_exact: int):
     """The corpus stage's decontamination index (paper §2.1) over test texts; None when n is 0."""
     if n <= 0:
         return None
-    from corpus.decontaminate import NgramMatcher
-
     return NgramMatcher.from_texts((("world_test", t) for t in texts), n=n, min_exact=min(min_exact, n))
 
 
@@ -200,14 +200,9 @@ def verify(splits: dict[str, list[Problem]], settings: ProblemSettings) -> tuple
     return kept, rejected
 
 
-def grader_disagreements(problems: list[Problem]) -> int | None:
-    """How many gold CoTs grading.grader does not grade correct against their own gold answer (None: no
-    grader importable). Zero means the grader extracts and parses every gold answer form we write."""
-    try:
-        from grading.grader import grade_many
-    except ImportError:
-        log.info("grading.grader not importable; gold answers checked by exact match with program output only")
-        return None
+def grader_disagreements(problems: list[Problem]) -> int:
+    """How many gold CoTs grading.grader does not grade correct against their own gold answer. Zero
+    means the grader extracts and parses every gold answer form we write."""
     verdicts = grade_many([(p.cot, p.answer) for p in problems])
     bad = [(p.answer, v.status) for p, v in zip(problems, verdicts) if not v.correct]
     for answer, status in bad[:10]:
@@ -265,15 +260,12 @@ def generate(settings: ProblemSettings, seed: int) -> tuple[dict[str, list[dict]
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.config import load_config, results_dir, setup_logging, stage_parser
-    from pipeline.io import write_jsonl, write_run_record
-
     parser = stage_parser("Generate the embedded default's problem family (sft / rl / test splits).")
-    parser.add_argument("--out-dir", default=None, help="default: results/<name>/world/problems")
+    parser.add_argument("--out-dir", required=True, help="output folder")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out_dir) if args.out_dir else results_dir(cfg) / "world" / "problems"
+    out = Path(args.out_dir)
     settings = ProblemSettings.from_config(cfg["world"]["problems"])
     seed = world_seed(cfg)
     t0 = time.perf_counter()

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.config import defaults_from_schema, load_config, settings_from, setup_logging, stage_parser
+from pipeline.io import atomic_path, read_jsonl, write_jsonl, write_run_record
 from world.pages import TOPICS, lecture_notes, problem_set, qa_thread, render_html, slug, worked_problem
 from world.problem import Problem, near_key, problem_text
 from world.problems import ALL_TEMPLATES, FAMILIES, ProblemSettings, test_matcher, world_seed
@@ -40,25 +42,24 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("world.web")
 class WebSettings:
-    """Size and make-up of the web (config section `world.web`)."""
+    """Size and make-up of the web (config section `world.web`; defaults and meanings in its schema)."""
 
-    pages: int = 4000  # original pages, before duplicates and contaminated pages
-    domains: int = 60
-    shards: int = 6
-    math_fraction: float = 0.35
-    seed_domain_fraction: float = 0.4
-    seed_pages: int = 200
-    url_dup_rate: float = 0.06
-    near_dup_rate: float = 0.04
-    contaminated_pages: int = 30
-    crawls: tuple[str, ...] = ("CC-MAIN-2024-10", "CC-MAIN-2024-18")
+    pages: int  # original pages, before duplicates and contaminated pages
+    domains: int
+    shards: int
+    math_fraction: float
+    seed_domain_fraction: float
+    seed_pages: int
+    url_dup_rate: float
+    near_dup_rate: float
+    contaminated_pages: int
+    crawls: tuple[str, ...]
 
     @classmethod
     def from_config(cls, section: dict) -> WebSettings:
-        known = set(cls.__dataclass_fields__)
-        values = {k: (tuple(v) if k == "crawls" else v) for k, v in section.items() if k in known}
-        s = cls(**values)
+        s = settings_from(cls, section)
         for c in s.crawls:
             crawl_date(c)  # raises on a malformed name
         if s.shards < 1 or s.pages < s.domains:
@@ -259,8 +260,6 @@ def read_test_items(gsm8k_path: Path, math_path: Path) -> list[tuple[str, str]]:
     A record without its question or solution text raises (naming file and line): the web must know
     every test problem to keep its clean pages free of them.
     """
-    from pipeline.io import read_jsonl
-
     items = []
     for path, keys in ((gsm8k_path, ("question", "answer")), (math_path, ("problem", "solution"))):
         for line, rec in enumerate(read_jsonl(path), 1):
@@ -275,8 +274,6 @@ def read_test_items(gsm8k_path: Path, math_path: Path) -> list[tuple[str, str]]:
 
 def write_web(out: Path, shards: list[list[WebRecord]], labels: list[dict], seed_rows: list[dict],
               crawls: tuple[str, ...], seed: int) -> list[int]:
-    from pipeline.io import atomic_path, write_jsonl
-
     rng = random.Random(f"{seed}:world.web:warcinfo")
     sizes = []
     for i, records in enumerate(shards):
@@ -294,17 +291,14 @@ def write_web(out: Path, shards: list[list[WebRecord]], labels: list[dict], seed
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.config import load_config, results_dir, setup_logging, stage_parser
-    from pipeline.io import write_run_record
-
     parser = stage_parser("Generate the embedded default's web (WARC shards, labels, seed).")
     parser.add_argument("--test-gsm8k", required=True, help="test_gsm8k.jsonl from world.problems")
     parser.add_argument("--test-math", required=True, help="test_math.jsonl from world.problems")
-    parser.add_argument("--out-dir", default=None, help="default: results/<name>/world/web")
+    parser.add_argument("--out-dir", required=True, help="output folder")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(args.config, args.overrides)
-    out = Path(args.out_dir) if args.out_dir else results_dir(cfg) / "world" / "web"
+    out = Path(args.out_dir)
     settings = WebSettings.from_config(cfg["world"]["web"])
     problems = ProblemSettings.from_config(cfg["world"]["problems"])
     seed = world_seed(cfg)

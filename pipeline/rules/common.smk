@@ -7,10 +7,30 @@ from pathlib import Path
 import yaml
 from snakemake.settings.types import DeploymentMethod
 
-from pipeline.config import results_dir, validate as validate_config
+from pipeline.config import expand_placeholders, results_dir, validate as validate_config
 from pipeline.io import write_text
 
 RESULTS = results_dir(config)
+# The folders stages hand to each other, under results/<name>/. Configs name them as placeholders
+# (`rl.prompts: [{data: "{world_problems}/rl.jsonl"}]`) and they are expanded here, in the resolved config
+# every job reads: a stage never derives another stage's path. `{results}` (results/<name>) stays valid
+# for users' own configs. Renaming one of these folders is a change in pipeline/rules/ only.
+FOLDERS = {
+    "results": RESULTS,
+    "world_web": RESULTS / "world/web",
+    "world_problems": RESULTS / "world/problems",
+    "corpus": RESULTS / "corpus",
+    "corpus_final": RESULTS / "corpus/final",
+    "corpus_web_text": RESULTS / "corpus/web_text",
+    "tokenizer": RESULTS / "tokenizer",
+    "pretrain": RESULTS / "pretrain",
+    "sft": RESULTS / "sft",
+    "rl": RESULTS / "rl",
+    "eval": RESULTS / "eval",
+    "report": RESULTS / "report",
+    "logs": RESULTS / "logs",
+    "benchmarks": RESULTS / "benchmarks",
+}
 # Jobs find the project's modules and `python`: the checkout goes on PYTHONPATH (so a `--use-conda`
 # environment, which holds third-party packages only, runs this code), and without --use-conda the
 # interpreter running Snakemake comes first on PATH (so `.venv/bin/snakemake` works without activating
@@ -24,7 +44,8 @@ CONDA_ENV = "../envs/mathpipe.yaml"
 # The resolved config (command-line overrides and schema defaults applied) that every stage reads. It is
 # rewritten only when its content changes, and rules take it as an `ancient` input: a changed key reruns
 # just the stages whose `params` carry that key (Snakemake's params rerun-trigger), not the whole DAG.
-RESOLVED = validate_config(dict(config), source="snakemake config")  # schema defaults filled in
+# schema defaults filled in, placeholders expanded
+RESOLVED = expand_placeholders(validate_config(dict(config), source="snakemake config"), FOLDERS)
 _RESOLVED_TEXT = yaml.safe_dump(RESOLVED, sort_keys=False)
 _CONFIG_PATH = RESULTS / "config.yaml"
 if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED_TEXT:

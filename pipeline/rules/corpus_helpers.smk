@@ -3,8 +3,8 @@
 import glob
 import shlex
 
-CORPUS_CFG = validate_config(dict(config), source="snakemake config")["corpus"]
-CORPUS = RESULTS / "corpus"
+CORPUS_CFG = RESOLVED["corpus"]
+CORPUS = FOLDERS["corpus"]
 CORPUS_ROUNDS = list(range(1, CORPUS_CFG["rounds"]["max_rounds"] + 1))
 CORPUS_LAST_ROUND = CORPUS_ROUNDS[-1]
 
@@ -26,7 +26,7 @@ def corpus_shards():
     """Shard ids ("0000", ...) of the configured source."""
     source = CORPUS_CFG["source"]
     if source == "world":
-        n = validate_config(dict(config), source="snakemake config")["world"]["web"]["shards"]
+        n = RESOLVED["world"]["web"]["shards"]
     elif source == "files":
         n = len(corpus_input_files())
     else:
@@ -38,7 +38,7 @@ def corpus_warc(wildcards):
     """The WARC/WET file of a shard: the world's, a configured file, or a downloaded Common Crawl file."""
     source = CORPUS_CFG["source"]
     if source == "world":
-        return RESULTS / f"world/web/shard-{wildcards.shard}.warc.gz"
+        return FOLDERS["world_web"] / f"shard-{wildcards.shard}.warc.gz"
     if source == "files":
         return corpus_input_files()[int(wildcards.shard)]
     return CORPUS / f"download/shard-{wildcards.shard}.{CORPUS_CFG['commoncrawl']['kind']}.gz"
@@ -51,7 +51,7 @@ def corpus_seed_inputs(wildcards):
         return {"seed": seed["data"]}
     if seed["hub"]:
         return {}
-    return {"world_seed": RESULTS / "world/web/seed.jsonl"}
+    return {"world_seed": FOLDERS["world_web"] / "seed.jsonl"}
 
 
 def corpus_seed_args(wildcards, input):
@@ -61,12 +61,12 @@ def corpus_seed_args(wildcards, input):
 def corpus_benchmark_inputs(wildcards):
     """Local benchmark files (configured ones, or the world's test splits); hub datasets have none."""
     if not CORPUS_CFG["benchmarks"]:
-        return [RESULTS / "world/problems/test_gsm8k.jsonl", RESULTS / "world/problems/test_math.jsonl"]
+        return [FOLDERS["world_problems"] / "test_gsm8k.jsonl", FOLDERS["world_problems"] / "test_math.jsonl"]
     return [b["data"] for b in CORPUS_CFG["benchmarks"] if b.get("data")]
 
 
 def corpus_benchmark_args(wildcards):
-    return "" if CORPUS_CFG["benchmarks"] else f"--world-dir {shlex.quote(str(RESULTS / 'world/problems'))}"
+    return "" if CORPUS_CFG["benchmarks"] else f"--world-dir {shlex.quote(str(FOLDERS['world_problems']))}"
 
 
 def corpus_per_shard(pattern):

@@ -9,10 +9,11 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        samples=RESULTS / EVAL_DIR / "samples.jsonl",
-        metrics=RESULTS / EVAL_DIR / "metrics.json",
+        samples=EVAL_DIR / "samples.jsonl",
+        metrics=EVAL_DIR / "metrics.json",
     params:
         run=eval_params,
+        data=eval_data_args,
         out=subpath(output.metrics, parent=True),
     log:
         RESULTS / "logs/eval/{checkpoint}/{benchmark}.log",
@@ -29,7 +30,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "python -m eval --config {input.config} --checkpoint {wildcards.checkpoint} --model {input.model}"
-        " --benchmark {wildcards.benchmark} --out {params.out} --threads {threads} > {log} 2>&1"
+        " --benchmark {wildcards.benchmark} {params.data} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
 rule eval:
@@ -45,7 +46,9 @@ rule report:
     output:
         md=RESULTS / "report.md",
         html=RESULTS / "report.html",
-        plots=directory(RESULTS / "report"),
+        plots=directory(FOLDERS["report"]),
+    params:
+        files=report_args,
     log:
         RESULTS / "logs/report.log",
     benchmark:
@@ -59,4 +62,4 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "python -m pipeline.report --config {input.config} --out {output.md} > {log} 2>&1"
+        "python -m pipeline.report --config {input.config} --out {output.md} {params.files} > {log} 2>&1"

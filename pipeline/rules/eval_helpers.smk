@@ -1,19 +1,21 @@
 # Constants and input functions for eval.smk. They live apart from the rules because Snakemake's
 # linter asks for rules and functions in separate files.
 import re
+import shlex
 
 from eval.run import config_settings
 
-# Checkpoint name (the {checkpoint} wildcard, docs/CONTRACTS.md) -> model folder, a directory() output of
-# the training rules.
-EVAL_MODEL_DIRS = {
-    "pretrain": "pretrain/mined/model",
-    "sft": "sft/mined/model",
-    "rl": "rl/model",
-    "pretrain_web": "pretrain/web/model",
-    "sft_web": "sft/web/model",
+# Checkpoint name (the {checkpoint} wildcard, docs/CONTRACTS.md) -> the training run's folder: its model/
+# (a directory() output of the training rule) and metrics.jsonl (the curves of the report) lie in it.
+TRAINING_RUN_DIRS = {
+    "pretrain": FOLDERS["pretrain"] / "mined",
+    "sft": FOLDERS["sft"] / "mined",
+    "rl": FOLDERS["rl"],
+    "pretrain_web": FOLDERS["pretrain"] / "web",
+    "sft_web": FOLDERS["sft"] / "web",
 }
-EVAL_CFG = config.get("eval", {})
+EVAL_MODEL_DIRS = {name: run / "model" for name, run in TRAINING_RUN_DIRS.items()}
+EVAL_CFG = RESOLVED["eval"]
 EVAL_BENCHMARKS = EVAL_CFG.get("benchmarks", {})
 
 
@@ -29,20 +31,28 @@ def evaluate_inputs(wildcards):
     """The model folder (a directory() output of a training rule), the benchmark's local file where it
     has one (e.g. the world's test split; none for a hub dataset), the few-shot exemplar file where the
     settings name one, and the config."""
-    inputs = {"model": RESULTS / EVAL_MODEL_DIRS[wildcards.checkpoint], "config": CONFIG_FILE}
+    inputs = {"model": EVAL_MODEL_DIRS[wildcards.checkpoint], "config": CONFIG_FILE}
     data = EVAL_BENCHMARKS[wildcards.benchmark].get("data")
     if data:
-        inputs["data"] = data.replace("{results}", str(RESULTS))
-    shots = config_settings(config, wildcards.checkpoint)
+        inputs["data"] = data
+    shots = config_settings(RESOLVED, wildcards.checkpoint)
     if shots["few_shot"] and shots["few_shot_file"]:
         inputs["exemplars"] = shots["few_shot_file"]
     return inputs
 
 
+def eval_data_args(wildcards, input):
+    """The benchmark file and the few-shot exemplar file, handed to the job by path."""
+    args = [f"--data {shlex.quote(str(input.data))}"] if "data" in input.keys() else []
+    if "exemplars" in input.keys():
+        args.append(f"--few-shot-file {shlex.quote(str(input.exemplars))}")
+    return " ".join(args)
+
+
 def eval_params(wildcards):
     """Everything that decides this evaluation's numbers; a change reruns it (params rerun-trigger)."""
     return {
-        "settings": config_settings(config, wildcards.checkpoint),
+        "settings": config_settings(RESOLVED, wildcards.checkpoint),
         "benchmark": EVAL_BENCHMARKS[wildcards.benchmark],
         "generation": config.get("generation", {}),
     }
@@ -54,17 +64,38 @@ def report_inputs(wildcards):
     inputs = {"metrics": eval_metrics_files(), "config": CONFIG_FILE}
     if rules.has("corpus_funnel"):
         inputs["funnel"] = rules.corpus_funnel.output.json
+        inputs["funnel_table"] = rules.corpus_funnel.output.markdown
     return inputs
 
 
+def report_args(wildcards, input):
+    """Every file the report reads, by name: each evaluation's metrics.json, each training run's
+    metrics.jsonl (written beside the model, not declared: Snakemake would delete it before a resumed run),
+    and the corpus funnel."""
+    evals = [f"{c}:{b}={shlex.quote(str(p))}" for (c, b), p in eval_metrics_grid().items()]
+    runs = dict.fromkeys(c for c in ["pretrain", "pretrain_web", "sft", "sft_web", "rl"] if c in eval_checkpoints())
+    curves = [f"{r}={shlex.quote(str(TRAINING_RUN_DIRS[r] / 'metrics.jsonl'))}" for r in runs]
+    args = ["--eval", *evals, "--curves", *curves]
+    if "funnel" in input.keys():
+        args += ["--funnel", shlex.quote(str(input.funnel)), "--funnel-table", shlex.quote(str(input.funnel_table))]
+    return " ".join(args)
+
+
+def eval_metrics_path(checkpoint, benchmark):
+    return FOLDERS["eval"] / checkpoint / benchmark / "metrics.json"
+
+
+def eval_metrics_grid():
+    """(checkpoint, benchmark) -> metrics.json of every evaluation this config asks for."""
+    return {(c, b): eval_metrics_path(c, b) for c in eval_checkpoints() for b in EVAL_BENCHMARKS}
+
+
 def eval_metrics_files():
-    # (a dict: `checkpoint` opening a line is read as the Snakemake keyword)
-    grid = {"checkpoint": eval_checkpoints(), "benchmark": list(EVAL_BENCHMARKS)}
-    return expand(RESULTS / "eval/{checkpoint}/{benchmark}/metrics.json", **grid)
+    return list(eval_metrics_grid().values())
 
 
 # One evaluation's folder, with its wildcards constrained inline (`checkpoint` is a Snakemake keyword, so it
 # cannot be named in a wildcard_constraints block).
-EVAL_DIR = "eval/{{checkpoint,{}}}/{{benchmark,{}}}".format(
+EVAL_DIR = FOLDERS["eval"] / "{{checkpoint,{}}}/{{benchmark,{}}}".format(
     "|".join(EVAL_MODEL_DIRS), "|".join(re.escape(b) for b in EVAL_BENCHMARKS) or "(?!)"
 )

@@ -14,7 +14,7 @@ rule tokenizer:
     input:
         unpack(tokenizer_inputs),
     output:
-        tokenizer=directory(RESULTS / "tokenizer"),
+        tokenizer=directory(FOLDERS["tokenizer"]),
     params:
         tokenizer=TOKENIZER_CFG,
         data=tokenizer_args,

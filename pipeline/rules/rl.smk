@@ -6,7 +6,7 @@
 # exactly this rule (params rerun-trigger).
 RL = RESOLVED["rl"]
 # Local question files are inputs (hub datasets are read by the job itself).
-RL_PROMPT_FILES = [s["data"].replace("{results}", str(RESULTS)) for s in RL["prompts"] if "data" in s]
+RL_PROMPT_FILES = [s["data"] for s in RL["prompts"] if "data" in s]
 RL_GPUS = int(RL["resources"]["gpus"])  # more than one: one process per GPU (common.smk launcher)
 
 

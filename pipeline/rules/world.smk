@@ -4,10 +4,10 @@
 
 # The world section with schema defaults filled in, and the seed the world uses; both go into `params`
 # so that changing a world key reruns exactly these rules.
-WORLD = validate_config(dict(config), source="snakemake config")["world"]
+WORLD = RESOLVED["world"]
 WORLD_SEED = config.get("seed", 0) if WORLD.get("seed") is None else WORLD["seed"]
-WORLD_WEB = RESULTS / "world/web"
-WORLD_PROBLEMS = RESULTS / "world/problems"
+WORLD_WEB = FOLDERS["world_web"]
+WORLD_PROBLEMS = FOLDERS["world_problems"]
 
 
 rule world_problems:
