@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.io import read_jsonl
+
 FORMATS = ("cot", "pot", "tool")
 
 COT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -79,22 +81,13 @@ EXEMPLARS: dict[str, list[tuple[str, str]]] = {
 def load_exemplars(path: str | Path, fmt: str, count: int) -> list[tuple[str, str]]:
     """The first `count` (question, response) pairs of a JSONL of solved problems whose records have
     `question` and a response in field `fmt` (the problem records of docs/CONTRACTS.md)."""
-    import json
-
     _check_format(fmt)
     shots: list[tuple[str, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if len(shots) >= count:
-                break
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: bad JSON in the few-shot exemplar file: {e}") from e
-            if isinstance(rec, dict) and isinstance(rec.get("question"), str) and isinstance(rec.get(fmt), str):
-                shots.append((rec["question"], rec[fmt]))
+    for rec in read_jsonl(path):  # a malformed line raises, naming the file and line
+        if len(shots) >= count:
+            break
+        if isinstance(rec.get("question"), str) and isinstance(rec.get(fmt), str):
+            shots.append((rec["question"], rec[fmt]))
     if len(shots) < count:
         raise ValueError(f"{path}: {count} few-shot exemplars with 'question' and {fmt!r} wanted, found {len(shots)}")
     return shots
@@ -107,6 +100,17 @@ def _check_format(fmt: str) -> None:
 
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None)) if tokenizer is not None else False
+
+
+LAYOUTS = ("auto", "chat", "plain")
+
+
+def use_chat(layout: str, tokenizer) -> bool:
+    """The `prompt` / `prompt_layout` setting as build_prompt's `chat`: auto = the tokenizer's chat template
+    when it has one, chat = always, plain = the plain Question/Answer layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"prompt layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return has_chat_template(tokenizer) if layout == "auto" else layout == "chat"
 
 
 def user_message(question: str, fmt: str) -> str:
