@@ -125,9 +125,16 @@ def build_benchmarks(specs: list[dict], output: str | Path) -> dict:
 
 
 def benchmark_specs(cfg: dict, world_dir: str | Path | None) -> list[dict]:
-    """The configured benchmarks, or the world's test files when none are configured."""
+    """The configured benchmarks, or the world's test files when none are configured and the pages
+    are the world's. Real pages (corpus.source files/commoncrawl) with no benchmark would be
+    decontaminated against the generated test sets, i.e. not at all: that is an error."""
     if cfg["corpus"]["benchmarks"]:
         return cfg["corpus"]["benchmarks"]
+    source = cfg["corpus"].get("source", "world")
+    if source != "world":
+        raise ValueError(f"corpus.benchmarks is empty but corpus.source is {source!r}: real pages must be "
+                         "decontaminated against real benchmarks (e.g. GSM8K and MATH test sets); list them in "
+                         "corpus.benchmarks (the world's test sets are the default only for source=world)")
     if world_dir is None:
         raise ValueError("corpus.benchmarks is empty and no --world-dir was given")
     return [{"name": name, "data": str(Path(world_dir) / fname), "fields": list(fields)}

@@ -4,8 +4,12 @@
   BPE tokens; words are tokenizer-independent and close enough for a funnel).
 - `classifier_tokens`: what fastText sees (§2.1): lower-cased words, numbers, LaTeX commands and
   single symbols as separate tokens, so `\\frac{1}{2}=x^2` yields `\\frac { 1 } { 2 } = x ^ 2`.
-- `word_tokens`: lower-cased alphanumeric words (each CJK ideograph one word), for MinHash shingles
-  and benchmark n-grams.
+- `word_tokens`: lower-cased alphanumeric words (each CJK ideograph one word), for MinHash shingles.
+- `latex_tokens`: what benchmark decontamination compares (§2.1 10-grams): lower-cased words, digit
+  runs, LaTeX commands and the structure of a formula (`{`, `}`, `&`, `\\\\`), after spellings that
+  typeset the same are made one (`\\dfrac` = `\\frac`, `x^{2}` = `x^2`, `\\left(` = `(`, `\\text{cm}` = `cm`).
+  Keeping the structure is what stops an identity matrix or a run of `\\frac{1}{2}` from reading as a
+  run of digits that matches any other such run (issue #18).
 """
 
 from __future__ import annotations
@@ -34,3 +38,26 @@ def classifier_line(text: str, max_tokens: int | None = None) -> str:
 
 def word_tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+# Spellings that typeset (nearly) the same, rewritten to one before tokenizing (lower-cased text).
+_LATEX_SAME = [
+    (re.compile(r"\\[dtc]frac(?![a-z])"), r"\\frac"),
+    (re.compile(r"\\[dt]binom(?![a-z])"), r"\\binom"),
+    (re.compile(r"\\(le|ge|ne)(?![a-z])"), r"\\\1q"),
+    (re.compile(r"\\frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # \frac12 = \frac{1}{2}
+    # Sizing, spacing and style commands that carry no content.
+    (re.compile(r"\\(?:left|right|bigg?[lr]?|displaystyle|textstyle|quad|qquad|limits|nonumber)(?![a-z])"
+                r"|(?<!\\)\\[,;:! ]"), " "),
+    # Text wrappers: `\text{ cm}` reads as ` cm`.
+    (re.compile(r"\\(?:text|textrm|textbf|textit|mathrm|mbox|operatorname)\s*\{([^{}]*)\}"), r" \1 "),
+    (re.compile(r"([\^_])\s*\{\s*([a-z0-9])\s*\}"), r"\1\2"),  # x^{2} = x^2
+]
+_LATEX_TOKEN = re.compile(rf"\\\\|\\[a-z]+|[{{}}&]|[{_CJK}]|\d+|[^\W\d_{_CJK}]+")
+
+
+def latex_tokens(text: str) -> list[str]:
+    text = text.lower()
+    for pattern, repl in _LATEX_SAME:
+        text = pattern.sub(repl, text)
+    return _LATEX_TOKEN.findall(text)

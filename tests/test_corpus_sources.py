@@ -60,6 +60,14 @@ def test_benchmarks_default_to_the_world_and_record_every_field(tmp_path):
         build_benchmarks([{"name": "x", "data": str(tmp_path / "test_math.jsonl"), "fields": ["nope"]}], tmp_path / "c.jsonl")
 
 
+@pytest.mark.parametrize("source", ["files", "commoncrawl"])
+def test_real_pages_without_benchmarks_are_an_error_not_the_world_fallback(tmp_path, source):
+    with pytest.raises(ValueError, match=f"corpus.benchmarks is empty but corpus.source is '{source}'"):
+        benchmark_specs({"corpus": {"source": source, "benchmarks": []}}, tmp_path)
+    given = [{"name": "gsm8k", "data": "g.jsonl", "fields": ["question"]}]
+    assert benchmark_specs({"corpus": {"source": source, "benchmarks": given}}, None) == given
+
+
 @pytest.fixture()
 def http_root(tmp_path):
     """A local HTTP server (127.0.0.1) serving tmp_path, stopped after the test."""
