@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from corpus.funnel import to_markdown
 from eval.metrics import metrics_from_samples
-from pipeline.io import append_jsonl, write_json
+from pipeline.io import append_jsonl, write_json, write_text
 from pipeline.report import main as report_main
 
 BENCHES = {"world_gsm8k": "gsm8k", "world_math": "math"}
@@ -23,6 +24,21 @@ def _config(tmp_path: Path) -> Path:
     path = tmp_path / "fake.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+RUN_DIRS = {"pretrain": "pretrain/mined", "pretrain_web": "pretrain/web", "sft": "sft/mined", "sft_web": "sft/web",
+            "rl": "rl"}
+
+
+def _report(tmp_path: Path, out: Path | None = None) -> dict:
+    """The report as its rule runs it: every file it reads named on the command line."""
+    res = tmp_path / "results" / "fake"
+    out = out or res / "report.md"
+    evals = [f"{c}:{b}={res / 'eval' / c / b / 'metrics.json'}" for c in SKILL for b in BENCHES]
+    curves = [f"{run}={res / folder / 'metrics.jsonl'}" for run, folder in RUN_DIRS.items()]
+    return report_main(["--config", str(_config(tmp_path)), "--out", str(out), "--eval", *evals, "--curves", *curves,
+                        "--funnel", str(res / "corpus" / "funnel.json"),
+                        "--funnel-table", str(res / "corpus" / "funnel.md")])
 
 
 def _fake_samples(ckpt: str, bench: str, n: int, problems: int = 40) -> list[dict]:
@@ -67,19 +83,20 @@ def _fake_results(root: Path) -> None:
               for r, kd, kt, ov, md, npos, conv in [(1, 300, 150_000, None, 4, 40, False),
                                                     (2, 380, 190_000, 0.8, 6, 25, False),
                                                     (3, 400, 200_000, 0.97, 6, 3, True)]]
-    write_json(res / "corpus" / "funnel.json", {
+    funnel = {
         "steps": [step], "rounds": rounds, "converged_at": 3, "final": {"docs": 400, "tokens": 200_000},
         "decontamination": {"removed": 7, "by_reason": {"10-gram": 7}, "by_benchmark": {"gsm8k": 7}, "examples": []},
-        "malformed": []})
+        "malformed": []}
+    write_json(res / "corpus" / "funnel.json", funnel)
+    write_text(res / "corpus" / "funnel.md", to_markdown(funnel))  # as the corpus_funnel rule writes it
 
 
 def test_report_renders_every_section_and_plot(tmp_path):
     import matplotlib.image as mpimg
 
-    cfg = _config(tmp_path)
     _fake_results(tmp_path)
     out = tmp_path / "results" / "fake" / "report.md"
-    paths = report_main(["--config", str(cfg), "--out", str(out)])
+    paths = _report(tmp_path, out)
     md = out.read_text()
     for heading in ("Corpus funnel per round", "Training curves", "Every checkpoint on every benchmark",
                     "SFT vs RL (paper Figure 7)", "Corpus quality", "Breakdown by subject and level"):
@@ -101,9 +118,8 @@ def test_report_renders_every_section_and_plot(tmp_path):
 
 
 def test_report_of_a_run_that_has_not_happened(tmp_path):
-    cfg = _config(tmp_path)
     out = tmp_path / "results" / "fake" / "report.md"
-    paths = report_main(["--config", str(cfg), "--out", str(out)])
+    paths = _report(tmp_path, out)
     md = out.read_text()
     assert "_Corpus stage not run: `" in md and "funnel.json` does not exist._" in md
     assert "pretraining, SFT and RL not run" in md
@@ -114,19 +130,33 @@ def test_report_of_a_run_that_has_not_happened(tmp_path):
 
 
 def test_report_rejects_unreadable_metrics(tmp_path):
-    cfg = _config(tmp_path)
     bad = tmp_path / "results" / "fake" / "eval" / "rl" / "world_math" / "metrics.json"
     bad.parent.mkdir(parents=True)
     bad.write_text("{truncated")
     with pytest.raises(ValueError, match="metrics.json: unreadable metrics file"):
-        report_main(["--config", str(cfg)])
+        _report(tmp_path)
 
 
 def test_funnel_written_by_the_corpus_stage_renders(tmp_path):
-    """The funnel section renders the corpus stage's own table (corpus.funnel.to_markdown)."""
-    cfg = _config(tmp_path)
+    """The funnel section shows the corpus stage's own table (funnel.md), which the report does not
+    re-derive: it imports nothing from corpus/."""
     _fake_results(tmp_path)
-    report_main(["--config", str(cfg)])
+    _report(tmp_path)
     md = (tmp_path / "results" / "fake" / "report.md").read_text()
     assert "| extract | - | 1,000 | 900 |" in md
     assert json.loads((tmp_path / "results" / "fake" / "corpus" / "funnel.json").read_text())["converged_at"] == 3
+
+
+def test_report_reads_only_the_files_it_is_given(tmp_path):
+    """A result folder the rule does not name is not read: the report holds exactly the named evaluations."""
+    _fake_results(tmp_path)
+    res = tmp_path / "results" / "fake"
+    out = res / "report.md"
+    report_main(["--config", str(_config(tmp_path)), "--out", str(out),
+                 "--eval", f"sft:world_math={res / 'eval/sft/world_math/metrics.json'}", "--curves"])
+    md = out.read_text()
+    assert "| sft | world_math |" in md
+    assert "| rl | world_math |" not in md and "| sft | world_gsm8k |" not in md
+    assert "Corpus stage not run: not part of this workflow" in md
+    with pytest.raises(SystemExit, match="expected CHECKPOINT:BENCHMARK=PATH"):
+        report_main(["--config", str(_config(tmp_path)), "--out", str(out), "--eval", f"sft={out}"])
