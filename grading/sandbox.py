@@ -142,11 +142,15 @@ def isolation() -> Isolation:
     with _ISOLATION_LOCK:
         if _ISOLATION is None:
             _ISOLATION = _probe()
-            if _ISOLATION.level != "full":
-                log.warning("sandbox isolation is %s, missing: %s", _ISOLATION.level, "; ".join(_ISOLATION.missing))
-            else:
-                log.info("sandbox isolation: %s", _ISOLATION)
+            _announce(_ISOLATION)
         return _ISOLATION
+
+
+def _announce(iso: Isolation) -> None:
+    if iso.level != "full":
+        log.warning("sandbox isolation is %s, missing: %s", iso.level, "; ".join(iso.missing))
+    else:
+        log.info("sandbox isolation: %s", iso)
 
 
 def _probe() -> Isolation:
@@ -590,7 +594,7 @@ def _result(out: bytes, err: bytes, report: bytes, reason: str | None, max_outpu
         sig = info["signal"]
         status = "timeout" if sig == signal.SIGXCPU else "killed"  # SIGXCPU: the CPU-time limit
         note = f"[sandbox] ended by signal {signal.Signals(sig).name}"
-    stderr, cut_err = cap_text(err.decode("utf-8", "replace"), max_output - 200)
+    stderr, cut_err = cap_text(err.decode("utf-8", "replace"), max(0, max_output - 200))
     if status != "timeout" and (reason == "output" or cut_out or cut_err):
         status, note = "killed", f"[sandbox] output limit of {max_output} bytes (JSON-encoded) exceeded"
     if note:
