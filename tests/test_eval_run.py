@@ -14,6 +14,7 @@ import pytest
 
 from eval import run as eval_run
 from eval import traces as eval_traces
+from pipeline.config import ConfigError
 from pipeline.generation import Completion
 from tests.conftest import shared_data
 
@@ -69,7 +70,7 @@ def tiny_tokenizer_dir(tmp_path_factory):
 @pytest.fixture
 def scripted(monkeypatch):
     gen = ScriptedGenerator()
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: gen)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: gen)
     return gen
 
 
@@ -183,19 +184,31 @@ def test_settings_from_config_and_command_line(tmp_path):
         "name: toy\nresults_root: " + str(tmp_path / "results") + "\n"
         "generation: {backend: hf, batch_size: 8}\n"
         "eval:\n  n: 8\n  k: [1, 8]\n  temperature: 0.5\n  format: tool\n"
-        "  benchmarks:\n    world_gsm8k: {data: '{results}/world/problems/test_gsm8k.jsonl'}\n"
+        "  benchmarks:\n    world_gsm8k: {data: '/data/world/test_gsm8k.jsonl'}\n"
         "    hubby: {hub: openai/gsm8k, hub_configs: [main], split: test, schema: gsm8k}\n")
     cfg = load_config(cfg_path)
     args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "world_gsm8k", "--out", "o",
                                                "--temperature", "0.9"])
     s = eval_run.resolve_settings(args, cfg)
-    assert s.data == str(tmp_path / "results" / "toy" / "world/problems/test_gsm8k.jsonl")
+    assert s.data == "/data/world/test_gsm8k.jsonl"
     assert (s.n, s.k, s.temperature, s.format) == (8, [1, 8], 0.9, "tool")  # CLI beats config
     assert s.backend == "hf" and s.generator_options["batch_size"] == 8 and "backend" not in s.generator_options
     args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "hubby", "--out", "o"])
     s = eval_run.resolve_settings(args, cfg)
     assert s.data is None and s.hub == {"path": "openai/gsm8k", "configs": ["main"], "split": "test",
                                         "schema": "gsm8k"}
+    # the defaults are the schema's (config/schema/eval.schema.yaml), with no config at all
+    s = eval_run.resolve_settings(args, None)
+    assert (s.n, s.k, s.temperature, s.max_new_tokens) == (64, [1, 4, 16, 64], 0.7, 1024)
+
+
+def test_a_placeholder_the_workflow_did_not_expand_is_refused(tmp_path):
+    """The rules expand `{world_problems}` into the resolved config; a stage given the raw config says so."""
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("name: toy\neval:\n  benchmarks:\n    w: {data: '{world_problems}/test_gsm8k.jsonl'}\n")
+    with pytest.raises(ConfigError, match=r"eval.benchmarks.w.data = '\{world_problems\}/test_gsm8k.jsonl' holds a "
+                                          r"placeholder that only the workflow expands"):
+        eval_run.main(["--config", str(cfg_path), "--model", "m", "--benchmark", "w", "--out", str(tmp_path / "o")])
 
 
 class ToolGenerator:
@@ -316,7 +329,7 @@ class FormatGenerator:
 @pytest.mark.parametrize("fmt", ["pot", "tool"])
 def test_pot_and_tool_formats_run_code_end_to_end(monkeypatch, tiny_tokenizer_dir, tmp_path, fmt):
     gen = FormatGenerator(fmt)
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: gen)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: gen)
     data = tmp_path / "add.jsonl"
     data.write_text("".join(json.dumps({"question": f"What is {a}+{b}?", "answer": f"#### {a + b}"}) + "\n"
                             for a, b in [(2, 3), (40, 2)]))
@@ -366,18 +379,18 @@ def test_killed_run_resumes_from_generated_chunks(monkeypatch, tiny_tokenizer_di
     args = ["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file), "--n", "4",
             "--k", "1,4", "--chunk-size", "2"]
     whole = ScriptedGenerator()
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: whole)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: whole)
     eval_run.main(args + ["--out", str(tmp_path / "whole")])
 
     crash = CrashingGenerator(survive=3)  # chunk 0 (greedy + sampled) done, killed inside chunk 1
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: crash)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: crash)
     with pytest.raises(KeyboardInterrupt):
         eval_run.main(args + ["--out", str(tmp_path / "resumed")])
     assert [p.name for p in (tmp_path / "resumed" / ".partial").iterdir()] == ["chunk-0000000.json"]
     assert not (tmp_path / "resumed" / "metrics.json").exists()
 
     again = ScriptedGenerator()
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: again)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: again)
     eval_run.main(args + ["--out", str(tmp_path / "resumed")])
     assert len(again.calls) == 2  # only chunk 1 was generated
     assert not (tmp_path / "resumed" / ".partial").exists()
@@ -389,10 +402,10 @@ def test_killed_run_resumes_from_generated_chunks(monkeypatch, tiny_tokenizer_di
 
     # a different setting invalidates the kept chunks
     crash = CrashingGenerator(survive=2)
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: crash)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: crash)
     with pytest.raises(KeyboardInterrupt):
         eval_run.main(args + ["--out", str(tmp_path / "t"), "--temperature", "0.9"])
     again = ScriptedGenerator()
-    monkeypatch.setattr("pipeline.generation.build_generator", lambda backend, model, tok=None, **o: again)
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: again)
     eval_run.main(args + ["--out", str(tmp_path / "t"), "--temperature", "0.5"])
     assert len(again.calls) == 4
