@@ -201,22 +201,23 @@ def _probe() -> Isolation:
     return iso
 
 
-_SELF_CHECK = """import os, sys, decimal, fractions, json
+_SELF_CHECK = """import os, decimal, fractions, json
 bad = []
-for p in sys.path:
+for p in {dirs!r}:
     try:
         os.listdir(p)
     except FileNotFoundError:
         pass
     except OSError as e:
-        bad.append(f"{p}: {e}")
+        bad.append(f"{{p}}: {{e}}")
 print("\\n".join(bad) or "ok")
 """
 
 
 def _self_check(iso: Isolation) -> None:
     """Start-up: the program's uid must reach the interpreter's stdlib and packages (say which it cannot)."""
-    r = _run(iso, _SELF_CHECK, timeout=30, memory_mb=1024, max_processes=8, max_output_bytes=1 << 16,
+    code = _SELF_CHECK.format(dirs=_python_dirs())
+    r = _run(iso, code, timeout=30, memory_mb=1024, max_processes=8, max_output_bytes=1 << 16,
              max_file_mb=1, disk_mb=4)
     if r.status != "ok" or r.stdout.strip() != "ok":
         raise SandboxError(f"sandbox self-check failed ({r.status}): a program cannot read the interpreter's "
