@@ -512,7 +512,8 @@ def _execute(iso: Isolation, cfg: dict, timeout: float, max_output: int) -> Resu
                         reason = "output"
                         break
             if reason:
-                os.write(control_w, b"k")  # the run's init kills the program and sweeps
+                with contextlib.suppress(BrokenPipeError):  # the init already ended (its report is waiting)
+                    os.write(control_w, b"k")  # the run's init kills the program and sweeps
                 report = _await_report(status_r, REPORT_GRACE_S)
             else:
                 for fd in (out_r, err_r):
