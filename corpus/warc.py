@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,7 @@ MIN_PRINTABLE = 0.9
 BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"RIFF",
                 b"\x00\x00\x01\x00", b"wOFF", b"wOF2", b"\x7fELF", b"MZ", b"BM", b"OggS", b"ID3", b"7z\xbc\xaf")
 EMBEDDED_HEADER = b"\r\n\r\nWARC/1."
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # C-speed count of binary bytes
 
 
 def is_gzip(path: Path) -> bool:
@@ -216,7 +218,7 @@ class _PageReader:
             text = bytes_to_str(payload, encoding)
         head = text[:65536]
         if head:
-            printable = sum(c.isprintable() or c in "\n\r\t" for c in head) / len(head)
+            printable = 1 - len(_CONTROL.findall(head)) / len(head)
             if printable < self.min_printable:
                 self._reject("not_text", offset, url, f"{printable:.0%} printable characters (< {self.min_printable:.0%})")
                 return None
