@@ -60,6 +60,7 @@ REQUIRE_ENV = "MATHPIPE_SANDBOX_REQUIRE"
 CHILD = Path(__file__).resolve().with_name("sandbox_child.py")
 UID_BASE = 2_100_000_000  # per-run uids when started as root: no user on any normal system has these
 UID_SLOTS = 4096
+WORKDIR_PREFIX = "mathpipe-sandbox-run-"  # + the caller's pid: a dead caller's directories are removed
 SETUP_GRACE_S = 0.5  # wall time allowed on top of `timeout` for setting the run up
 REPORT_GRACE_S = 10.0  # how long the run's init may take to kill and sweep after we asked it to
 FALLBACK_MB_PER_PROCESS = 256  # without a cgroup: each process gets memory_mb / k, k = memory_mb // this
@@ -194,11 +195,30 @@ def _probe() -> Isolation:
     full = namespaces and root and landlock_abi and seccomp and cgroup is not None
     level = "full" if full else "partial" if landlock_abi and seccomp else "none"
     _CGROUP = cgroup
+    _sweep_stale_workdirs()
     iso = Isolation(prefix, namespaces, namespaces, namespaces, root, landlock_abi, seccomp, sys.executable,
                     cgroup.version if cgroup else "", level, tuple(missing),
                     tuple(d for _, dirs in _REATTACH for d in dirs))
     _self_check(iso)
     return iso
+
+
+def _sweep_stale_workdirs() -> None:
+    """Remove work directories of callers that died before removing them (e.g. SIGKILLed)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = path.name[len(WORKDIR_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 _SELF_CHECK = """import os, decimal, fractions, json
@@ -421,7 +441,7 @@ def fallback_processes(memory_mb: int, max_processes: int) -> int:
 
 def _run(iso: Isolation, code: str, *, timeout: float, memory_mb: int, max_processes: int,
          max_output_bytes: int, max_file_mb: int, disk_mb: int) -> Result:
-    workdir = tempfile.mkdtemp(prefix="mathpipe-sandbox-")
+    workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
     try:
         with _uid_slot(iso.separate_uid) as uid, _cgroup_run(iso, memory_mb, max_processes) as cgroup_procs:
             main = Path(workdir) / "main.py"

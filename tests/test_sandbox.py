@@ -463,6 +463,12 @@ def test_a_dead_caller_leaves_nothing_running(tmp_path):
     while _processes_matching(marker) and time.monotonic() < end:
         time.sleep(0.05)
     assert _processes_matching(marker) == []
+    # the dead caller's work directory is removed by the next caller's start-up
+    leftover = list(Path(tempfile.gettempdir()).glob(f"{sandbox.WORKDIR_PREFIX}{caller.pid}-*"))
+    assert leftover, "the SIGKILLed caller left no directory (nothing to check)"
+    subprocess.run([sys.executable, "-m", "grading.sandbox", str(program), "--timeout", "1"], cwd=ROOT,
+                   env={**os.environ, sandbox.REQUIRE_ENV: "none"}, capture_output=True, timeout=60)
+    assert not any(p.exists() for p in leftover)
 
 
 def test_encoded_output_stays_under_the_cap(tmp_path):
