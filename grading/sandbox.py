@@ -63,6 +63,7 @@ UID_SLOTS = 4096
 WORKDIR_PREFIX = "mathpipe-sandbox-run-"  # + the caller's pid: a dead caller's directories are removed
 SETUP_GRACE_S = 0.5  # wall time allowed on top of `timeout` for setting the run up
 REPORT_GRACE_S = 10.0  # how long the run's init may take to kill and sweep after we asked it to
+TRUSTED_PROCESSES = 3  # pre-started interpreter, runner, init
 FALLBACK_MB_PER_PROCESS = 256  # without a cgroup: each process gets memory_mb / k, k = memory_mb // this
 # Bytes that json.dumps writes as 6-byte \u00XX escapes, and those it writes as 2-byte escapes.
 _CTRL6 = bytes(b for b in range(32) if b not in b"\b\t\n\f\r")
@@ -455,6 +456,10 @@ def _run(iso: Isolation, code: str, *, timeout: float, memory_mb: int, max_proce
             else:
                 nproc = fallback_processes(memory_mb, max_processes)
                 address_space = (memory_mb << 20) // nproc
+                if uid is None:
+                    # the count then includes the run's trusted processes as well (pre-started
+                    # interpreter, runner, init: same uid): they do not use the program's memory
+                    nproc += TRUSTED_PROCESSES
             cfg = {
                 "workdir": workdir, "uid": uid, "namespaces": iso.mount_namespace,
                 "tmpfs_mb": disk_mb if iso.mount_namespace else 0, "reattach": _REATTACH,
