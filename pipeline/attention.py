@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
 NAME = "sdpa_cpu_decode"
 
 
 def decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
                      **kwargs):
     """(B, H, 1, D) queries on CPU, no dropout: softmax(q k^T * scale + mask) v; anything else: SDPA."""
-    import torch
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
     if (query.shape[2] != 1 or query.device.type != "cpu" or (dropout and module.training)
             or kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -41,9 +43,6 @@ def decode_attention(module, query, key, value, attention_mask, dropout: float =
 
 def register() -> None:
     """Make NAME a valid `attn_implementation` (SDPA's boolean masks)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
     AttentionInterface.register(NAME, decode_attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)
 

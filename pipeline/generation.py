@@ -25,6 +25,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
+from transformers import StaticCache
+
+from pipeline.attention import decoding
+from pipeline.models import load_model, load_tokenizer
+
 log = logging.getLogger(__name__)
 
 
@@ -51,8 +58,6 @@ class Generator:
 def build_generator(backend: str, model, tokenizer=None, **opts) -> Generator:
     """`backend` is "hf" or "vllm"; `model` is a loaded model (hf) or a path / hub id (both)."""
     if backend == "hf":
-        from pipeline.models import load_model, load_tokenizer
-
         if isinstance(model, (str, os.PathLike)):
             tokenizer = tokenizer or load_tokenizer(model)
             model = load_model(model, dtype=opts.pop("dtype", "float32"), device=opts.pop("device", "cpu"))
@@ -76,8 +81,6 @@ class HFGenerator(Generator):
         self.model = model
 
     def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
-        import torch
-
         # Expand to one row per sample, prompt-major, so outs[i][j] is sample j of prompt i.
         rows = [p for p in prompts for _ in range(n)]
         gen = torch.Generator().manual_seed(seed)
@@ -88,10 +91,6 @@ class HFGenerator(Generator):
         return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def _generate_batch(self, prompts, temperature, top_p, max_new_tokens, stop, gen):
-        import torch
-
-        from pipeline.attention import decoding
-
         tok, model = self.tokenizer, self.model
         device = next(model.parameters()).device
         # Each distinct prompt is run through the model once and its KV cache copied to its rows: n
@@ -198,8 +197,6 @@ def _grow_static_cache(cache, capacity: int, limit: int) -> int:
     G 8, 128 new tokens, outputs ~65 tokens): attention time per rollout -40%. A dynamic cache (no
     static layers) grows by itself and is returned as is.
     """
-    import torch.nn.functional as F
-
     new = min(limit, capacity + CACHE_CHUNK)
     for layer in getattr(cache, "layers", []):
         if not hasattr(layer, "max_cache_len"):
@@ -216,8 +213,6 @@ def _grow_static_cache(cache, capacity: int, limit: int) -> int:
 def _static_cache(model, max_len: int):
     """A preallocated KV cache when the model supports one; None (dynamic) otherwise."""
     try:
-        from transformers import StaticCache
-
         return StaticCache(config=model.config, max_cache_len=max_len)
     except (ImportError, TypeError, ValueError):
         return None
@@ -225,8 +220,6 @@ def _static_cache(model, max_len: int):
 
 def _sample(logits, temperature: float, top_p: float, gen):
     """Greedy at temperature 0, else temperature + nucleus sampling. logits: (B, V) -> (B,)."""
-    import torch
-
     if temperature <= 0:
         return logits.argmax(-1)
     scores = logits / temperature
@@ -251,7 +244,7 @@ class VLLMGenerator(Generator):
     def __init__(self, model, tokenizer=None, *, dtype: str = "auto", gpu_memory_utilization: float = 0.3,
                  kv_cache_memory_bytes: int | None = None, max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, seed: int = 0, enforce_eager: bool = False, **_ignored):
-        try:
+        try:  # vLLM is the optional [gpu] extra: imported only when this backend is chosen
             from vllm import LLM
         except ImportError as e:
             raise ImportError(
@@ -281,7 +274,7 @@ class VLLMGenerator(Generator):
         self.llm.reset_prefix_cache()
 
     def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # optional extra, see __init__
 
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                                 max_tokens=max_new_tokens, stop=stop or None, seed=seed, logprobs=0)

@@ -13,12 +13,14 @@ import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,6 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 def _rmtree(p: Path) -> None:
-    import shutil
-
     shutil.rmtree(p, ignore_errors=True)
 
 
@@ -170,8 +170,6 @@ def _git_commit() -> str | None:
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     for pkg in ("mathpipe", "torch", "transformers", "datasets", "sympy", "fasttext-numpy2-wheel",
                 "datasketch", "snakemake", "vllm"):

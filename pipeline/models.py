@@ -10,6 +10,18 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from pipeline.io import atomic_path
+
 log = logging.getLogger(__name__)
 
 BOS, EOS, PAD, USER, ASSISTANT = "<|bos|>", "<|eos|>", "<|pad|>", "<|user|>", "<|assistant|>"
@@ -34,9 +46,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_frequency:
     Digits as single tokens make numbers easy units for a small model (a number is copied digit by digit,
     never through an arbitrary merge like "37" + "5"); words still merge into whole tokens.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -64,9 +73,6 @@ def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 4, num_h
                 intermediate_size: int | None = None, max_position_embeddings: int = 512,
                 num_kv_heads: int | None = None, tie_word_embeddings: bool = True, seed: int = 0):
     """A small Llama-style decoder initialised from `seed` (the embedded default's model)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     cfg = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -88,8 +94,6 @@ def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 4, num_h
 
 def load_tokenizer(path_or_id: str | os.PathLike):
     """Load a tokenizer by local path or hub id; make sure it can pad (left, for generation)."""
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(str(path_or_id))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -99,9 +103,6 @@ def load_tokenizer(path_or_id: str | os.PathLike):
 
 def load_model(path_or_id: str | os.PathLike, *, dtype: str = "float32", device: str = "cpu"):
     """Load a causal LM by local path or hub id in `dtype` on `device`, in eval mode."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     if Path(str(path_or_id)).exists() and not (Path(path_or_id) / "config.json").exists():
         raise FileNotFoundError(f"{path_or_id}: not a save_pretrained model folder (no config.json)")
     model = AutoModelForCausalLM.from_pretrained(str(path_or_id), dtype=getattr(torch, dtype))
@@ -110,8 +111,6 @@ def load_model(path_or_id: str | os.PathLike, *, dtype: str = "float32", device:
 
 def save(model, tokenizer, out_dir: str | os.PathLike) -> Path:
     """Save model + tokenizer in `save_pretrained` format, atomically (a crash leaves no half folder)."""
-    from pipeline.io import atomic_path
-
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(tmp)

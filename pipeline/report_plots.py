@@ -14,6 +14,7 @@ log = logging.getLogger("pipeline.report")
 
 
 def _pyplot():
+    # Imported on first plot only: matplotlib costs ~1 s and the Agg backend must be chosen before pyplot.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from grading.benchmarks import HubSpec, load_benchmark
 from pipeline.generation import Completion
 from rl.advantages import outcome_advantages, process_advantages
 from rl.logprobs import PackedRows, pack_rows, token_logprobs
@@ -61,8 +62,6 @@ def load_prompts(sources: Sequence[dict], *, limit: int | None = None) -> Prompt
     optionally `schema` (default auto), `fields`, `name`. A record without a usable question or gold
     answer is skipped by the loader, logged with its file and line, and counted here per source.
     """
-    from grading.benchmarks import HubSpec, load_benchmark
-
     prompts: list[RLPrompt] = []
     skipped: dict[str, int] = {}
     for i, src in enumerate(sources):

@@ -25,6 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
 from corpus.decontaminate import NgramMatcher
 from grading.benchmarks import load_benchmark
 from grading.prompts import build_prompt, user_message
@@ -95,8 +99,6 @@ class DataStats:
 def _records(src: SFTSource):
     """Yield (location, record) from a local file or a hub dataset."""
     if src.hub:
-        import datasets
-
         for config in src.hub_configs:
             try:
                 ds = datasets.load_dataset(src.hub, config, split=src.split)
@@ -110,8 +112,6 @@ def _records(src: SFTSource):
     if not path.exists():
         raise FileNotFoundError(f"sft source {src.name!r}: {path} not found")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         row = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
             for rec in batch.to_pylist():
@@ -233,8 +233,6 @@ def tokenize_example(tokenizer, ex: SFTExample) -> TokenizedExample:
 
 def tokenize_all(tokenizer, examples: list[SFTExample], max_len: int, stats: DataStats) -> list[TokenizedExample]:
     """Tokenize every example; longer than `max_len` tokens -> skipped and counted (`too_long`)."""
-    from tqdm.auto import tqdm
-
     out = []
     for ex in tqdm(examples, desc="tokenize SFT", mininterval=5, disable=len(examples) < 5000):
         t = tokenize_example(tokenizer, ex)

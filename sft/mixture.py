@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow.parquet as pq
 
 from pipeline.io import read_jsonl
 
@@ -83,8 +85,6 @@ def read_texts(path: Path, field: str) -> tuple[list[str], list[str]]:
     texts: list[str] = []
     bad: list[str] = []
     if path.name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         pf = pq.ParquetFile(path)
         if field not in pf.schema_arrow.names:
             raise ValueError(f"{path}: no column {field!r} (columns: {pf.schema_arrow.names})")
@@ -225,8 +225,6 @@ class TextSource:
 
 
 def _load_hub(spec: SourceSpec, streaming: bool):
-    import datasets
-
     try:
         ds = datasets.load_dataset(spec.hub, spec.hub_config, split=spec.split, streaming=streaming)
     except Exception as e:  # noqa: BLE001 - offline, unknown id: say which source and why

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,6 @@ class DocumentPacker:
 
 def collate_rows(rows: list[dict]):
     """Pretraining micro-batch: input_ids (B, T) as labels; position_ids (B, T) under document masking."""
-    import torch
-
     batch = {"input_ids": torch.tensor([r["input_ids"] for r in rows], dtype=torch.long)}
     if rows and rows[0].get("position_ids") is not None:
         batch["position_ids"] = torch.tensor([r["position_ids"] for r in rows], dtype=torch.long)
@@ -140,8 +139,6 @@ def first_fit(lengths: list[int], order: list[int], max_len: int) -> list[list[i
 def collate_packed(examples: list[TokenizedExample], rows: list[list[int]], pad_id: int):
     """Packed micro-batch: every row holds several examples, each with position_ids from 0; no
     attention_mask (the restarts make the mask block-diagonal). Rows are padded to the longest row."""
-    import torch
-
     width = max(sum(len(examples[i]) for i in row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)  # (B, T)
@@ -161,8 +158,6 @@ def collate_packed(examples: list[TokenizedExample], rows: list[list[int]], pad_
 
 def collate_padded(examples: list[TokenizedExample], rows: list[list[int]], pad_id: int):
     """Padded micro-batch: one example per row, right-padded, with an attention_mask."""
-    import torch
-
     if any(len(row) != 1 for row in rows):
         raise ValueError("padded batches hold exactly one example per row")
     width = max(len(examples[row[0]]) for row in rows)
@@ -242,8 +237,6 @@ def supports_packed_attention(model) -> bool:
     Runs two short sequences separately and packed in one row; packing is supported when the second
     sequence's logits are the same either way (it cannot see the first).
     """
-    import torch
-
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     a = torch.randint(0, vocab, (1, 5), generator=g)

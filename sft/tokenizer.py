@@ -19,6 +19,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from grading.prompts import FORMATS, user_message
 from pipeline.config import setup, stage_parser
 from pipeline.io import atomic_path, read_jsonl, write_run_record
@@ -72,8 +74,6 @@ def training_texts(corpus: str | Path, problems: list[str | Path], max_docs: int
 
 def _records(path: Path) -> Iterator[dict]:
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
             yield from batch.to_pylist()
     else:
