@@ -224,6 +224,15 @@ def confine(cfg: dict) -> None:
         os.setresuid(uid, uid, uid)
     elif os.getuid() == 0:
         drop_capabilities()
+    for d in cfg["check_dirs"]:  # the interpreter's files: say which one cannot be read, and why
+        try:
+            os.close(os.open(d, os.O_RDONLY | os.O_DIRECTORY))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise SetupError(f"the program's uid {os.getuid()} cannot read the interpreter's directory {d}: {e}; "
+                             "make it and its parents readable and searchable by others (o+rx), or move the "
+                             "venv") from e
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0), "no_new_privs")
     if cfg["landlock_abi"]:
         landlock(cfg["landlock_abi"], cfg["read_dirs"], cfg["workdir"])

@@ -556,3 +556,19 @@ def test_packages_below_a_private_directory_are_readable_inside(tmp_path):
         assert out.stdout.split("\n")[:2] == ["ok", "42 42"], (out.stdout, out.stderr[-2000:])
     finally:
         subprocess.run(["rm", "-rf", str(private)], check=False)
+
+
+def test_an_unreadable_interpreter_directory_is_named_at_start(monkeypatch):
+    d = _world_dir()
+    hidden = d / "site-packages"
+    hidden.mkdir(mode=0o700)
+    try:
+        dirs = sandbox._python_dirs()
+        monkeypatch.setattr(sandbox, "_python_dirs", lambda: [*dirs, str(hidden)])
+        if not isolation().separate_uid:
+            pytest.skip("the program runs as the caller, who may read its own directories")
+        with pytest.raises(SandboxError, match=f"cannot read the interpreter's directory {hidden}"):
+            run_code("print(1)", timeout=5)
+    finally:
+        hidden.rmdir()
+        d.rmdir()
