@@ -76,3 +76,45 @@ def process_advantages(step_rewards: Sequence[Sequence[float]], step_ends: Seque
             adv[: end + 1] += (float(r) - mean) / (std + eps)
         out.append(adv.float())
     return out, False
+
+
+# --- PPO (§4.1.1, eq. 1-2): per-token rewards with a KL penalty, and generalized advantage estimation ----
+
+
+def ppo_token_rewards(outcome: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor | None,
+                      mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """Eq. 2: r_t = r_phi(q, o_<=t) - beta log(pi(o_t)/pi_ref(o_t)). The outcome reward r_phi of output i
+    (`outcome`, (N,)) is paid at its last token; every token pays beta times its log-ratio (k1 estimator,
+    with log pi of the policy that sampled it). (N, T), zero on padding."""
+    rewards = torch.zeros_like(mask, dtype=torch.float32)
+    if ref_logp is not None and kl_coef:
+        rewards = rewards - kl_coef * (logp - ref_logp).float()
+    lengths = mask.sum(-1).long()  # (N,)
+    rows = torch.nonzero(lengths > 0).flatten()
+    rewards[rows, lengths[rows] - 1] += outcome[rows].float()
+    return rewards * mask
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation over each output's tokens (right-padded (N, T)):
+
+        delta_t = r_t + gamma V_{t+1} - V_t   (V after the last token is 0: the episode ends),
+        A_t = delta_t + gamma lam A_{t+1},    returns R_t = A_t + V_t.
+
+    Returns (advantages, returns), both zero on padding."""
+    if not (rewards.shape == values.shape == mask.shape):
+        raise ValueError(f"rewards {tuple(rewards.shape)}, values {tuple(values.shape)} and mask "
+                         f"{tuple(mask.shape)} must have one shape")
+    n, t = rewards.shape
+    r, v, m = rewards.double(), values.double() * mask, mask.double()
+    adv = torch.zeros(n, t, dtype=torch.float64)
+    running = torch.zeros(n, dtype=torch.float64)
+    for k in range(t - 1, -1, -1):
+        v_next = v[:, k + 1] if k + 1 < t else torch.zeros(n, dtype=torch.float64)
+        delta = r[:, k] + gamma * v_next - v[:, k]
+        running = (delta + gamma * lam * running) * m[:, k]  # padding resets: nothing flows past the end
+        adv[:, k] = running
+    returns = (adv + v) * m
+    return adv.to(values.dtype), returns.to(values.dtype)
+

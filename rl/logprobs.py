@@ -113,74 +113,103 @@ def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False, share
     run as one [prompt | output] sequence in a single forward. With `max_buckets` > 1 (shared prompts
     only) rows of similar output length are run together when `length_buckets` finds that cheaper.
     """
+    lp, ent, _ = rows_forward(model, rows, with_entropy=with_entropy, share_prompts=share_prompts,
+                              max_buckets=max_buckets)
+    return lp, ent
+
+
+def rows_forward(model, rows: PackedRows, *, with_entropy: bool = False, value_head=None, logits: bool = True,
+                 share_prompts: bool | None = None, max_buckets: int = 1):
+    """`token_logprobs`, plus (with `value_head`, a module mapping the last hidden state to one number) the
+    per-token values V(q, o_<t) at the positions whose logits predict o_t, (N, T), 0 on padding — PPO's
+    critic on the same forward. logits=False skips the log-probs (a critic of its own): returns (None, None,
+    values). Returns (logp, entropy, values)."""
     if share_prompts is None:
         share_prompts = not hasattr(model, "module")
+    opts = dict(with_entropy=with_entropy, head=value_head, logits=logits)
     if share_prompts and max_buckets > 1:
         parts = length_buckets(rows, max_buckets)
         if len(parts) > 1:
             n, t = rows.completion_ids.shape
-            lp = torch.zeros(n, t, device=next(model.parameters()).device)
-            ent = torch.zeros_like(lp) if with_entropy else None
+            device = next(model.parameters()).device
+            outs: list[torch.Tensor | None] = [None, None, None]
             for idx in parts:
-                l_b, e_b = _shared(model, rows.select(idx), with_entropy)
-                idx = idx.to(lp.device)
-                lp = lp.index_copy(0, idx, F.pad(l_b, (0, t - l_b.shape[1])))  # differentiable scatter
-                if with_entropy:
-                    ent = ent.index_copy(0, idx, F.pad(e_b, (0, t - e_b.shape[1])))
-            return lp, ent
+                got = _shared(model, rows.select(idx), **opts)
+                idx = idx.to(device)
+                for k, x in enumerate(got):
+                    if x is None:
+                        continue
+                    if outs[k] is None:
+                        outs[k] = torch.zeros(n, t, device=device, dtype=x.dtype)
+                    # differentiable scatter of this part's rows into the full (N, T) tensor
+                    outs[k] = outs[k].index_copy(0, idx, F.pad(x, (0, t - x.shape[1])))
+            return outs[0], outs[1], outs[2]
     if not share_prompts:
         device = next(model.parameters()).device
         g = rows.group.to(device)
         return _unshared(model, rows.prompt_ids.to(device)[g], rows.prompt_mask.to(device)[g],
-                         rows.completion_ids.to(device), rows.completion_mask.to(device), with_entropy)
-    return _shared(model, rows, with_entropy)
+                         rows.completion_ids.to(device), rows.completion_mask.to(device), **opts)
+    return _shared(model, rows, **opts)
 
 
-def _shared(model, rows: PackedRows, with_entropy: bool):
+def _shared(model, rows: PackedRows, with_entropy: bool, head=None, logits: bool = True):
     """The two-call forward of the module docstring: prompts once, then outputs over their cache."""
     device = next(model.parameters()).device
     p_ids, p_mask = rows.prompt_ids.to(device), rows.prompt_mask.to(device)
     group, c_ids = rows.group.to(device), rows.completion_ids.to(device)
     c_mask = rows.completion_mask.to(device)
     lp_len, t = p_ids.shape[1], c_ids.shape[1]
+    hidden = head is not None
+    keep = {} if logits else {"logits_to_keep": 1}  # a critic of its own needs no vocabulary projection
 
     # 1. prompts, once each: their cache and the logits that predict each output's first token
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-    out_p = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
+    out_p = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1,
+                  output_hidden_states=hidden)
     cache = out_p.past_key_values
     cache.batch_select_indices(group)  # (P, ...) -> (N, ...), differentiable gather
     first = out_p.logits[:, -1, :][group]  # (N, V)
+    h = out_p.hidden_states[-1][:, -1, :][group][:, None, :] if hidden else None  # (N, 1, H)
 
     # 2. outputs, attending to their prompt's cache
     mask = torch.cat([p_mask[group], c_mask.long()], dim=1)  # (N, Lp + T)
     pos = p_mask.sum(-1)[group][:, None] + torch.arange(t, device=device)  # (N, T)
-    logits = first[:, None, :]
+    out_logits = first[:, None, :]
     if t > 1:
         out_c = model(input_ids=c_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
-                      past_key_values=cache, use_cache=True,
-                      cache_position=torch.arange(lp_len, lp_len + t - 1, device=device))
-        logits = torch.cat([logits, out_c.logits], dim=1)  # (N, T, V): position t predicts token t
-    return _gather(logits, c_ids, c_mask, with_entropy)
+                      past_key_values=cache, use_cache=True, output_hidden_states=hidden,
+                      cache_position=torch.arange(lp_len, lp_len + t - 1, device=device), **keep)
+        if logits:
+            out_logits = torch.cat([out_logits, out_c.logits], dim=1)  # (N, T, V): position t predicts token t
+        if hidden:
+            h = torch.cat([h, out_c.hidden_states[-1]], dim=1)  # (N, T, H)
+    return _gather(out_logits if logits else None, c_ids, c_mask, with_entropy, head, h)
 
 
-def _unshared(model, p_ids, p_mask, c_ids, c_mask, with_entropy):
+def _unshared(model, p_ids, p_mask, c_ids, c_mask, with_entropy, head=None, logits: bool = True):
     """One forward over [prompt | output] rows (N, Lp + T); logits for the last T + 1 positions only."""
     t = c_ids.shape[1]
     ids = torch.cat([p_ids, c_ids], dim=1)
     mask = torch.cat([p_mask, c_mask.long()], dim=1)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=t + 1)
-    return _gather(out.logits[:, :-1, :], c_ids, c_mask, with_entropy)  # position P-1+t predicts token t
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False,
+                logits_to_keep=t + 1 if logits else 1, output_hidden_states=head is not None)
+    h = out.hidden_states[-1][:, -(t + 1):-1, :] if head is not None else None  # position P-1+t sees o_<t
+    return _gather(out.logits[:, :-1, :] if logits else None, c_ids, c_mask, with_entropy, head, h)
 
 
-def _gather(logits, c_ids, c_mask, with_entropy):
-    """log-softmax at the sampled tokens (N, T) and, optionally, the entropy per position (N, T)."""
-    logits = logits.float()
-    logz = torch.logsumexp(logits, dim=-1)  # (N, T)
-    lp = (logits.gather(-1, c_ids.unsqueeze(-1)).squeeze(-1) - logz) * c_mask
-    ent = None
-    if with_entropy:
-        with torch.no_grad():
-            logp_all = logits - logz.unsqueeze(-1)
-            ent = -(logp_all.exp() * logp_all).sum(-1) * c_mask  # (N, T)
-    return lp, ent
+def _gather(logits, c_ids, c_mask, with_entropy, head=None, hidden=None):
+    """log-softmax at the sampled tokens (N, T), optionally the entropy per position (N, T), and the value
+    head on the hidden states (N, T)."""
+    lp = ent = values = None
+    if logits is not None:
+        logits = logits.float()
+        logz = torch.logsumexp(logits, dim=-1)  # (N, T)
+        lp = (logits.gather(-1, c_ids.unsqueeze(-1)).squeeze(-1) - logz) * c_mask
+        if with_entropy:
+            with torch.no_grad():
+                logp_all = logits - logz.unsqueeze(-1)
+                ent = -(logp_all.exp() * logp_all).sum(-1) * c_mask  # (N, T)
+    if head is not None:
+        values = head(hidden).squeeze(-1).float() * c_mask
+    return lp, ent, values

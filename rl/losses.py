@@ -1,24 +1,25 @@
-"""Per-token policy objectives in the paper's unified view (DeepSeekMath §5.2.1).
+"""Per-token policy objectives in the paper's unified view (DeepSeekMath §5.2.1, Table 10).
 
 Every method the paper compares has the same gradient
 
     grad J = E_{(q, o) ~ D} [ 1/|o| sum_t GC(q, o, t) * grad log pi(o_t | q, o_<t) ]
 
 and differs only in its data source D, its reward and its gradient coefficient GC. Here a method is a
-`Coefficient`: a per-token objective whose derivative with respect to log pi(o_t) is that method's GC.
-`policy_loss` then averages the objective over each output's tokens and over outputs (the paper's
-1/G sum_i 1/|o_i| sum_t) and negates it; the data source (rl/rollouts.py for online sampling, a fixed
-dataset for SFT) is a separate object fed to the one training loop.
+`Coefficient`: an objective whose derivative with respect to log pi(o_t) is that method's GC.
+`policy_loss` averages the objective over each output's tokens and over outputs (the paper's
+1/G sum_i 1/|o_i| sum_t) and negates it; the data source (rl/rollouts.py) is a separate object fed to the
+one training loop (pipeline.training.TrainLoop).
 
-| method               | data source            | GC(q, o, t)                                      |
-|----------------------|------------------------|--------------------------------------------------|
-| SFT                  | fixed SFT data         | 1                                                |
-| RFT / Online RFT     | sampled from SFT / pi  | 1 if o is correct else 0                         |
-| GRPO (outcome/process)| sampled from pi_old   | A_{i,t} + beta (pi_ref/pi - 1)                   |
+| method (`rl.algorithm`) | data source                       | GC(q, o, t)                                         |
+|--------------------------|-----------------------------------|-----------------------------------------------------|
+| rft                      | sampled once from the SFT model   | 1 if o is correct else 0                            |
+| online_rft               | sampled from pi at each step      | 1 if o is correct else 0                            |
+| dpo                      | pairs (o+, o-) sampled from SFT   | +-beta sigmoid(beta m(o-) - beta m(o+)) / |o|     |
+| ppo                      | sampled from pi_old, value model  | GAE advantage A_t (KL to pi_ref inside the reward)  |
+| grpo (outcome / process) | sampled from pi_old, G per q      | A_{i,t} + beta (pi_ref/pi - 1)                      |
 
-`SFTCoefficient`, `RFTCoefficient` and `GRPOCoefficient` implement these rows. DPO (GC from the sigmoid
-of the reference-relative log-ratio gap over preference pairs) and PPO (GC = GAE advantage from a value
-model) fit the same slot with a pair data source or a value head; they are not part of this recipe.
+(m(o) = sum_t log pi(o_t)/pi_ref(o_t) / |o|, the length-normalized log-ratio of eq. 14.) SFT's row
+(GC = 1 on the SFT data) is the cross-entropy of sft/train.py, run by the same loop; it needs no class here.
 
 GRPO's objective (§4.1.2, eq. 3), per token:
 
@@ -27,6 +28,8 @@ GRPO's objective (§4.1.2, eq. 3), per token:
 
 At rho = 1 (mu = 1: one update per rollout, so pi_old is the policy itself, detached) its derivative with
 respect to log pi is exactly A + beta (pi_ref/pi - 1), the table's GC; tests/test_rl_losses.py checks it.
+PPO (eq. 1) is the same clipped surrogate with beta = 0 here (its KL penalty is part of the per-token reward,
+eq. 2, rl/advantages.py) and per-token GAE advantages, plus the clipped value loss `value_loss`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -42,11 +46,12 @@ class PolicyBatch:
 
     logp: torch.Tensor  # (N, T) log pi(o_t) under the current policy, with grad
     mask: torch.Tensor  # (N, T) 1.0 on output tokens, 0.0 on padding
-    advantages: torch.Tensor | None = None  # (N,) outcome or (N, T) process advantages
+    advantages: torch.Tensor | None = None  # (N,) outcome or (N, T) per-token (process, GAE) advantages
     old_logp: torch.Tensor | None = None  # (N, T) log pi_old; None: pi_old = pi (mu = 1, rho = 1)
     ref_logp: torch.Tensor | None = None  # (N, T) log pi_ref; None: no KL term
     rewards: torch.Tensor | None = None  # (N,) scalar reward per output (RFT's filter)
-    output_weights: torch.Tensor | None = None  # (N,) weight of each output in the mean; None: 1/N
+    output_weights: torch.Tensor | None = None  # (N,) (DPO: (K,) per pair) weight in the mean; None: 1/N
+    n_pairs: int = 0  # DPO: rows [0, K) are the preferred outputs, rows [K, 2K) the rejected ones
 
 
 def per_output_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -61,25 +66,23 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 class Coefficient:
-    """A method of the unified view: `token_objective(batch) -> ((N, T) objective, metrics)`."""
+    """A method of the unified view. Most methods give a per-token objective (`token_objective`), which
+    `objective` averages over each output's tokens; DPO's objective is per pair and overrides `objective`."""
 
     name = "base"
 
     def token_objective(self, batch: PolicyBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        raise TypeError(f"{type(self).__name__} must implement token_objective()")
+        raise TypeError(f"{type(self).__name__} must implement token_objective() or objective()")
 
-
-class SFTCoefficient(Coefficient):
-    """SFT (GC = 1): maximize log pi of the data's tokens."""
-
-    name = "sft"
-
-    def token_objective(self, batch):
-        return batch.logp, {}
+    def objective(self, batch: PolicyBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(N,) objective per output (what `output_weights` weighs) and metrics."""
+        obj, metrics = self.token_objective(batch)
+        return per_output_mean(obj, batch.mask), metrics
 
 
 class RFTCoefficient(Coefficient):
-    """RFT / Online RFT (GC = 1 if correct else 0): SFT on the outputs whose reward reaches `threshold`."""
+    """RFT / Online RFT (GC = 1 if correct else 0): SFT on the outputs whose reward reaches `threshold`.
+    The two differ only in the data source (which model sampled the outputs), not here."""
 
     name = "rft"
 
@@ -107,7 +110,7 @@ class GRPOCoefficient(Coefficient):
 
     def token_objective(self, batch):
         if batch.advantages is None:
-            raise ValueError("GRPO needs advantages in PolicyBatch.advantages")
+            raise ValueError(f"{self.name.upper()} needs advantages in PolicyBatch.advantages")
         logp, mask = batch.logp, batch.mask
         adv = batch.advantages if batch.advantages.ndim == 2 else batch.advantages[:, None]  # (N, T|1)
         old = logp.detach() if batch.old_logp is None else batch.old_logp
@@ -120,19 +123,71 @@ class GRPOCoefficient(Coefficient):
             # direction the advantage pushes it.
             active = ((ratio < 1.0 - self.clip_eps) & (adv < 0)) | ((ratio > 1.0 + self.clip_eps) & (adv > 0))
             metrics["clip_fraction"] = (active.float() * mask).sum() / mask.sum().clamp(min=1.0)
-        if batch.ref_logp is not None:
+        if batch.ref_logp is not None and self.beta > 0:
             kl = k3_kl(logp, batch.ref_logp)  # (N, T)
             obj = obj - self.beta * kl
             metrics["kl"] = per_output_mean(kl.detach(), mask).mean()
         return obj, metrics
 
 
+class PPOCoefficient(GRPOCoefficient):
+    """PPO's policy objective (eq. 1): the clipped surrogate with per-token GAE advantages. The KL to pi_ref
+    is not a loss term: it is a per-token penalty in the reward (eq. 2), so beta here is 0."""
+
+    name = "ppo"
+
+    def __init__(self, clip_eps: float = 0.2):
+        super().__init__(clip_eps=clip_eps, beta=0.0)
+
+
+class DPOCoefficient(Coefficient):
+    """DPO (eq. 14) with the paper's length-normalized log-ratios m(o) = 1/|o| sum_t log pi(o_t)/pi_ref(o_t):
+
+        J = log sigmoid(beta m(o+) - beta m(o-))   per pair,
+
+    so GC = beta sigmoid(beta m(o-) - beta m(o+)) on o+'s tokens and minus that on o-'s (each over |o|).
+    Rows [0, K) of the batch are the preferred outputs and rows [K, 2K) their rejected partners."""
+
+    name = "dpo"
+
+    def __init__(self, beta: float = 0.1):
+        if beta <= 0:
+            raise ValueError(f"DPO beta must be > 0, got {beta}")
+        self.beta = beta
+
+    def objective(self, batch):
+        k = batch.n_pairs
+        if batch.ref_logp is None or k < 1 or batch.logp.shape[0] != 2 * k:
+            raise ValueError(f"DPO needs ref_logp and 2 x n_pairs rows (n_pairs={k}, rows={batch.logp.shape[0]})")
+        m = per_output_mean(batch.logp - batch.ref_logp, batch.mask)  # (2K,)
+        margin = self.beta * (m[:k] - m[k:])  # (K,)
+        obj = F.logsigmoid(margin)
+        with torch.no_grad():
+            metrics = {"dpo_margin": margin.mean(), "dpo_accuracy": (margin > 0).float().mean(),
+                       "kl": per_output_mean(k3_kl(batch.logp, batch.ref_logp), batch.mask).mean()}
+        return obj, metrics
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip: float, output_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's clipped value loss, per token 1/2 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2),
+    averaged over each output's tokens, then over outputs (as the policy loss, with the same weights).
+    Returns the loss and `value_clip_fraction` (tokens where the clipped term is the larger one)."""
+    v_clip = old_values + torch.clamp(values - old_values, -clip, clip)
+    a, b = (values - returns) ** 2, (v_clip - returns) ** 2
+    per_tok = 0.5 * torch.maximum(a, b)
+    per_out = per_output_mean(per_tok, mask)
+    loss = per_out.mean() if output_weights is None else (per_out * output_weights).sum()
+    with torch.no_grad():
+        frac = float(((b > a).float() * mask).sum() / mask.sum().clamp(min=1.0))
+    return loss, {"value_loss": float(loss.detach()), "value_clip_fraction": frac}
+
+
 def policy_loss(coef: Coefficient, batch: PolicyBatch) -> tuple[torch.Tensor, dict[str, float]]:
-    """-(1/N) sum_i (1/|o_i|) sum_t objective_{i,t}, or with `output_weights` a weighted sum over outputs."""
+    """-(1/N) sum_i objective_i (per output, or per pair for DPO), or with `output_weights` a weighted sum."""
     if batch.logp.shape != batch.mask.shape:
         raise ValueError(f"logp {tuple(batch.logp.shape)} and mask {tuple(batch.mask.shape)} differ")
-    obj, metrics = coef.token_objective(batch)
-    per_output = per_output_mean(obj, batch.mask)  # (N,)
+    per_output, metrics = coef.objective(batch)
     if batch.output_weights is None:
         loss = -per_output.mean()
     else:
@@ -140,7 +195,9 @@ def policy_loss(coef: Coefficient, batch: PolicyBatch) -> tuple[torch.Tensor, di
     return loss, {k: float(v) for k, v in metrics.items()}
 
 
-COEFFICIENTS = {"sft": SFTCoefficient, "rft": RFTCoefficient, "grpo": GRPOCoefficient}
+# rl.algorithm -> coefficient; rft and online_rft share one (they differ in the data source only).
+COEFFICIENTS = {"rft": RFTCoefficient, "online_rft": RFTCoefficient, "grpo": GRPOCoefficient,
+                "ppo": PPOCoefficient, "dpo": DPOCoefficient}
 
 
 def build_coefficient(name: str, **kwargs) -> Coefficient:

@@ -1,12 +1,14 @@
-"""GRPO's data source: rollouts from the current policy (DeepSeekMath §4.1.2, Algorithm 1).
+"""The data sources of the unified view (§5.2.1): rollouts from the current policy (GRPO, Online RFT,
+PPO: §4.1.2, Algorithm 1) or from the frozen SFT model (RFT, DPO's pairs).
 
 `RolloutSource` is the stateful data source the one training loop (pipeline.training.TrainLoop) pulls
 micro-batches from. Each rollout batch:
 
 1. takes the next `prompts_per_step` questions (a shuffled order walked by a cursor; a new permutation
    from the source's own RNG each epoch);
-2. samples G outputs per question from the current policy through the one generation interface
-   (HF on CPU, vLLM on GPU), with the config's temperature / top-p / max new tokens;
+2. samples G outputs per question through the one generation interface (HF on CPU, vLLM on GPU), with
+   the config's temperature / top-p / max new tokens, from the model the generator holds: the current
+   policy (online), or the frozen SFT model (`offline`: each question's outputs are drawn once);
 3. scores them (rl/rewards.py), computes group-relative advantages (rl/advantages.py), and counts the
    groups with no signal (all rewards equal) and those skipped for an unparseable gold;
 4. computes log pi_ref under no_grad, and log pi_old only when it differs from the policy being updated
@@ -14,8 +16,10 @@ micro-batches from. Each rollout batch:
 5. splits the rows into `micro_batches` micro-batches of whole groups (rl/logprobs.py computes each
    question's prompt once per group), and queues them `mu` times: mu optimizer steps per rollout batch (the paper: mu = 1).
 
-The source's state (prompt order, cursor, epoch, RNG, queued micro-batches) is checkpointed with the
-loop, so a killed run resumes with the same prompts and the same samples.
+`sample()` (steps 1-2 and the rewards) is shared by every source; `rollout()` is GRPO's and RFT's rest,
+rl/ppo.py (GAE from a value model) and rl/dpo.py (preference pairs) override it.
+The source's state (prompt order, cursor, epoch, RNG, queued micro-batches, offline samples) is
+checkpointed with the loop, so a killed run resumes with the same prompts and the same samples.
 """
 
 from __future__ import annotations
@@ -92,24 +96,50 @@ def load_prompts(sources: Sequence[dict], *, limit: int | None = None) -> Prompt
 
 @dataclass
 class RolloutBatch:
-    rows: PackedRows
-    advantages: torch.Tensor  # (N,) outcome or (N, T) process supervision
-    output_weights: torch.Tensor  # (N,) sum over the rollout's micro-batches = micro_batches (see below)
+    rows: PackedRows | None  # None: an empty micro-batch (DPO, a rollout without enough pairs)
+    advantages: torch.Tensor | None  # (N,) outcome or (N, T) process / GAE advantages; None for DPO
+    output_weights: torch.Tensor  # (N,) (DPO: (K,) per pair) sum over the rollout's micro-batches = micro_batches
     rewards: torch.Tensor  # (N,) total reward per output (RFT's filter; 0 where skipped)
     ref_logp: torch.Tensor | None  # (N, T)
     old_logp: torch.Tensor | None  # (N, T); None: pi_old = pi (mu = 1)
     metrics: dict[str, float]
+    old_values: torch.Tensor | None = None  # PPO: (N, T) V_old from the rollout
+    returns: torch.Tensor | None = None  # PPO: (N, T) GAE returns, the value targets
+    n_pairs: int = 0  # DPO: rows [0, K) preferred, [K, 2K) rejected
+
+    _TENSORS = ("advantages", "output_weights", "rewards", "ref_logp", "old_logp", "old_values", "returns")
 
     def state(self) -> dict:
         r = self.rows
-        return {"rows": [r.prompt_ids, r.prompt_mask, r.group, r.completion_ids, r.completion_mask],
-                "advantages": self.advantages, "output_weights": self.output_weights, "rewards": self.rewards,
-                "ref_logp": self.ref_logp, "old_logp": self.old_logp, "metrics": dict(self.metrics)}
+        return {"rows": None if r is None else [r.prompt_ids, r.prompt_mask, r.group, r.completion_ids,
+                                                r.completion_mask],
+                **{k: getattr(self, k) for k in self._TENSORS}, "n_pairs": self.n_pairs,
+                "metrics": dict(self.metrics)}
 
     @classmethod
     def from_state(cls, s: dict) -> RolloutBatch:
-        return cls(PackedRows(*s["rows"]), s["advantages"], s["output_weights"], s["rewards"], s["ref_logp"],
-                   s["old_logp"], dict(s["metrics"]))
+        return cls(PackedRows(*s["rows"]) if s["rows"] is not None else None, metrics=dict(s["metrics"]), n_pairs=int(s.get("n_pairs", 0)),
+                   **{k: s.get(k) for k in cls._TENSORS})
+
+
+@dataclass
+class Sampled:
+    """One rollout's questions, outputs and scores, before any method-specific advantage (what every data
+    source of the unified view starts from)."""
+
+    idx: list[int]  # prompt indices, P
+    flat: list[Completion]  # P x G outputs, prompt-major
+    completion_ids: list[list[int]]  # each output's tokens (EOS appended where the model stopped by it)
+    total: torch.Tensor  # (P, G) total reward, 0 where skipped
+    skipped: torch.Tensor  # (P,) bool: unparseable gold, group left out
+    correct: list[bool]  # (P x G) the grader's verdicts
+    rows: PackedRows
+    metrics: dict[str, float]
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """(N,) bool: outputs whose group counts."""
+        return (~self.skipped).repeat_interleave(self.total.shape[1])
 
 
 # --- the source -------------------------------------------------------------------------------------
@@ -130,19 +160,26 @@ class RolloutSettings:
     step_reward: str = "arithmetic"
     adv_eps: float = 1e-4
     length_buckets: int = 1  # rl/logprobs.py: forward rows of similar output length together
+    share_prompts: bool | None = None  # rl/logprobs.py; False under gradient checkpointing (no KV cache)
+    offline: bool = False  # the generator samples a frozen model: each question's outputs are drawn once
     seed: int = 0
     rank: int = 0  # data-parallel rank: each rank takes its share of every step's questions
     world_size: int = 1
 
 
 class RolloutSource:
-    """Stateful data source of GRPO micro-batches (see the module docstring)."""
+    """Stateful data source of GRPO / RFT micro-batches (see the module docstring). With `offline` (RFT,
+    and DPO's pairs) the generator samples from the frozen SFT model and each question's outputs are
+    sampled once, on first use, and reused whenever the question comes round again: the same data as
+    sampling the whole set up front, drawn with the same questions and seeds as the online methods."""
+
+    min_group = 2  # group-relative advantages need two outputs per question
 
     def __init__(self, prompts: list[RLPrompt], policy, reference, generator, tokenizer,
                  reward_fn: RewardFunction, settings: RolloutSettings):
         s = settings
-        if s.group_size < 2:
-            raise ValueError(f"group_size (G) must be >= 2 for group-relative advantages, got {s.group_size}")
+        if s.group_size < self.min_group:
+            raise ValueError(f"group_size (G) must be >= {self.min_group} for {type(self).__name__}, got {s.group_size}")
         if s.supervision not in ("outcome", "process"):
             raise ValueError(f"supervision must be 'outcome' or 'process', got {s.supervision!r}")
         if s.supervision == "process" and s.step_reward not in STEP_REWARDS:
@@ -162,12 +199,14 @@ class RolloutSource:
         self.cursor, self.epoch, self.rollouts = 0, 0, 0
         self.queue: list[RolloutBatch] = []
         self.skipped_groups_total = 0
+        self.cache: dict[int, list[Completion]] = {}  # offline: each question's outputs, sampled once
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"order": self.order, "cursor": self.cursor, "epoch": self.epoch, "rollouts": self.rollouts,
                 "rng": self.rng.get_state(), "queue": [b.state() for b in self.queue],
-                "skipped_groups_total": self.skipped_groups_total}
+                "skipped_groups_total": self.skipped_groups_total,
+                "cache": {i: [(c.text, c.token_ids, c.finish_reason) for c in cs] for i, cs in self.cache.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.order, self.cursor = list(state["order"]), int(state["cursor"])
@@ -175,6 +214,8 @@ class RolloutSource:
         self.rng.set_state(state["rng"])
         self.queue = [RolloutBatch.from_state(b) for b in state["queue"]]
         self.skipped_groups_total = int(state["skipped_groups_total"])
+        self.cache = {int(i): [Completion(t, list(ids), [], f) for t, ids, f in cs]
+                      for i, cs in state.get("cache", {}).items()}
 
     # -- the data-source interface -----------------------------------------------------------------
     def next_batch(self) -> RolloutBatch:
@@ -197,13 +238,25 @@ class RolloutSource:
         return picked[self.s.rank::self.s.world_size]
 
     # -- one rollout batch -------------------------------------------------------------------------
-    def rollout(self) -> list[RolloutBatch]:
+    def _generate(self, idx: list[int], seed: int) -> list[list[Completion]]:
+        """G outputs per question; offline, the ones sampled before are reused."""
+        s = self.s
+        todo = [i for i in dict.fromkeys(idx) if i not in self.cache] if s.offline else idx
+        outs = self.generator.generate([self.prompts[i].prompt for i in todo], n=s.group_size,
+                                       temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
+                                       stop=s.stop, seed=seed) if todo else []
+        if not s.offline:
+            return outs
+        self.cache.update(zip(todo, outs))
+        return [self.cache[i] for i in idx]
+
+    def sample(self) -> Sampled:
+        """The next questions, G outputs each, their rewards and the rollout's metrics."""
         s, G = self.s, self.s.group_size
         idx = self._next_prompts()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng)) + s.rank
         t0 = time.perf_counter()
-        outs = self.generator.generate([self.prompts[i].prompt for i in idx], n=G, temperature=s.temperature,
-                                       top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=s.stop, seed=seed)
+        outs = self._generate(idx, seed)
         gen_s = time.perf_counter() - t0
         flat: list[Completion] = [c for row in outs for c in row]  # prompt-major, (P*G)
 
@@ -217,30 +270,15 @@ class RolloutSource:
         skipped = torch.tensor([any(scores.total[i * G + j] is None for j in range(G)) for i in range(len(idx))])
         self.skipped_groups_total += int(skipped.sum())
         completion_ids = [self._with_eos(c) for c in flat]
-        lengths = [len(ids) for ids in completion_ids]
         n = len(flat)
-
-        if s.supervision == "outcome":
-            adv_groups = outcome_advantages(total, eps=s.adv_eps)
-            advantages: torch.Tensor = adv_groups.advantages.reshape(-1)  # (N,)
-            zero_std = adv_groups.zero_std & ~skipped
-        else:
-            advantages, zero_std = self._process_advantages(flat, completion_ids, total, skipped)
-        valid = (~skipped).repeat_interleave(G)  # (N,)
-        n_valid = int(valid.sum())
-
         rows = pack_rows([self._prompt_ids[i] for i in idx], [g for g in range(len(idx)) for _ in range(G)],
                          completion_ids, self.pad)
-        # Each output's weight in the loss: 1/(valid outputs), times micro_batches because the loop
-        # divides each micro-batch's loss by grad_accum; the step's loss is then the mean over outputs.
-        weights = valid.float() * (s.micro_batches / max(1, n_valid))
-
-        lens = torch.tensor(lengths, dtype=torch.float)
+        lens = torch.tensor([len(ids) for ids in completion_ids], dtype=torch.float)
+        n_valid = int((~skipped).sum()) * G
         metrics = {
             "reward_mean": float(total[~skipped].mean()) if n_valid else 0.0,
             "reward_std": float(total[~skipped].std(correction=0)) if n_valid else 0.0,
             "accuracy": sum(scores.correct) / n,
-            "zero_std_fraction": float(zero_std.float().mean()),
             "skipped_groups": float(skipped.sum()),
             "grader_timeouts_total": float(self.reward_fn.grader.timeouts),
             "completion_len": float(lens.mean()),
@@ -253,12 +291,43 @@ class RolloutSource:
             got = [v for v in vals if v is not None]
             metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
         self.rollouts += 1
+        return Sampled(idx, flat, completion_ids, total, skipped, list(scores.correct), rows, metrics)
 
-        # Split rows in prompt-major order, so a micro-batch holds whole groups (each prompt computed once).
+    def loss_weights(self, valid: torch.Tensor) -> torch.Tensor:
+        """Each output's weight in the loss: 1/(valid outputs), times micro_batches because the loop
+        divides each micro-batch's loss by grad_accum; the step's loss is then the mean over outputs."""
+        return valid.float() * (self.s.micro_batches / max(1, int(valid.sum())))
+
+    def chunks(self, n: int) -> list[torch.Tensor]:
+        """Row indices of each micro-batch, in prompt-major order: a micro-batch holds whole groups (each
+        prompt computed once)."""
+        return list(torch.tensor_split(torch.arange(n), self.s.micro_batches))
+
+    def repeat(self, batches: list[RolloutBatch]) -> list[RolloutBatch]:
+        """mu updates per rollout: the same micro-batches again; timings only count once."""
+        repeats = []
+        for _ in range(self.s.updates_per_batch - 1):
+            repeats += [replace(b, metrics={**b.metrics, "gen_s": 0.0, "score_s": 0.0, "ref_s": 0.0})
+                        for b in batches]
+        return batches + repeats
+
+    def rollout(self) -> list[RolloutBatch]:
+        s = self.s
+        smp = self.sample()
+        total, skipped, metrics = smp.total, smp.skipped, smp.metrics
+        if s.supervision == "outcome":
+            adv_groups = outcome_advantages(total, eps=s.adv_eps)
+            advantages: torch.Tensor = adv_groups.advantages.reshape(-1)  # (N,)
+            zero_std = adv_groups.zero_std & ~skipped
+        else:
+            advantages, zero_std = self._process_advantages(smp.flat, smp.completion_ids, total, skipped)
+        metrics["zero_std_fraction"] = float(zero_std.float().mean())
+        weights = self.loss_weights(smp.valid)
+
         batches = []
         ref_s = 0.0
-        for c in torch.tensor_split(torch.arange(n), s.micro_batches):
-            sub = rows.select(c)  # only these rows' prompts, trimmed to the columns they use
+        for c in self.chunks(len(smp.flat)):
+            sub = smp.rows.select(c)  # only these rows' prompts, trimmed to the columns they use
             t = sub.completion_ids.shape[1]
             t2 = time.perf_counter()
             ref_logp = self._logprobs(self.reference, sub) if self.reference is not None else None
@@ -269,12 +338,7 @@ class RolloutSource:
                                         rewards=total.reshape(-1)[c],
                                         ref_logp=ref_logp, old_logp=old_logp, metrics=metrics))
         metrics["ref_s"] = ref_s  # shared by every micro-batch's metrics dict
-        # mu updates per rollout: the same micro-batches again; timings only count once.
-        repeats = []
-        for _ in range(s.updates_per_batch - 1):
-            repeats += [replace(b, metrics={**b.metrics, "gen_s": 0.0, "score_s": 0.0, "ref_s": 0.0})
-                        for b in batches]
-        return batches + repeats
+        return self.repeat(batches)
 
     def _with_eos(self, c: Completion) -> list[int]:
         """The output's tokens, ending with EOS when the model stopped by emitting it: stopping is an
@@ -292,7 +356,7 @@ class RolloutSource:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            lp, _ = token_logprobs(model, rows, max_buckets=self.s.length_buckets)
+            lp, _ = token_logprobs(model, rows, max_buckets=self.s.length_buckets, share_prompts=self.s.share_prompts)
         model.train(was_training)
         return lp
 

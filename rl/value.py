@@ -1,0 +1,69 @@
+"""PPO's value model (DeepSeekMath §4.1.1): a scalar head that predicts, at every output position, the
+return still to come, trained alongside the policy.
+
+`rl.ppo.value_model` chooses where the head sits:
+
+- `separate` (the paper's PPO): a copy of the SFT model's network with its own scalar head; the paper
+  initializes the value model from the reward model, which this recipe does not have (its reward is the
+  rule-based grader), so the copy starts from the SFT checkpoint. Twice the parameters, optimizer state
+  and forward passes of the policy — the memory and compute burden GRPO was designed to remove.
+- `shared`: the head reads the policy's own last hidden state (one forward gives log-probs and values);
+  the value loss then also moves the policy's network.
+
+`ActorCritic` holds both as one module, so the one training loop's optimizer, gradient clipping and
+checkpoints cover the policy, the value network and the head together; `policy` is what is sampled from
+and saved as the RL model.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from rl.logprobs import PackedRows, rows_forward
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, policy: nn.Module, value_model: str = "separate"):
+        super().__init__()
+        if value_model not in ("separate", "shared"):
+            raise ValueError(f"rl.ppo.value_model must be 'separate' or 'shared', got {value_model!r}")
+        self.policy = policy
+        self.critic = copy.deepcopy(policy) if value_model == "separate" else None
+        hidden = policy.config.hidden_size
+        # Zero-initialized: every value starts at 0, so the first advantages are the discounted rewards.
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(next(policy.parameters()).device)
+
+    @property
+    def shared(self) -> bool:
+        return self.critic is None
+
+    def forward_rows(self, rows: PackedRows, *, with_entropy: bool = False, max_buckets: int = 1,
+                     share_prompts: bool | None = None, logprobs: bool = True):
+        """(logp, entropy, values) of every output token: the policy's log-probs (unless logprobs=False)
+        and the value head's V(q, o_<t), from one forward (shared) or two (separate)."""
+        opts = dict(max_buckets=max_buckets, share_prompts=share_prompts)
+        if self.shared:
+            return rows_forward(self.policy, rows, with_entropy=with_entropy, value_head=self.value_head,
+                                logits=True, **opts)
+        lp = ent = None
+        if logprobs:
+            lp, ent, _ = rows_forward(self.policy, rows, with_entropy=with_entropy, **opts)
+        _, _, values = rows_forward(self.critic, rows, value_head=self.value_head, logits=False, **opts)
+        return lp, ent, values
+
+    @torch.no_grad()
+    def rollout_forward(self, rows: PackedRows, max_buckets: int = 1, share_prompts: bool | None = None):
+        """log pi_old and V_old under no_grad in eval mode (the rollout's numbers)."""
+        was = self.training
+        self.eval()
+        try:
+            lp, _, values = self.forward_rows(rows, max_buckets=max_buckets, share_prompts=share_prompts)
+        finally:
+            self.train(was)
+        return lp, values
