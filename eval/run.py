@@ -40,10 +40,10 @@ from tqdm import tqdm
 
 from eval.metrics import GREEDY_INDEX, NO_ANSWER, metrics_from_samples
 from eval.traces import ChunkCache, Trace, generate_traces
+from grading import sandbox
 from grading.benchmarks import FieldMap, HubSpec, load_benchmark
 from grading.grader import GRADER_VERSION, grade_many, group_equivalent
 from grading.prompts import FORMATS, build_prompt, load_exemplars, stop_strings, use_chat
-from grading.sandbox import run_code
 from pipeline.config import check_no_placeholders, load_config, schema_defaults, set_threads, setup_logging
 from pipeline.generation import build_generator
 from pipeline.io import fingerprint, write_json, write_jsonl, write_run_record
@@ -87,6 +87,8 @@ class EvalSettings:
     max_tool_calls: int
     backend: str = "hf"
     generator_options: dict = field(default_factory=dict)
+    # lowest sandbox isolation accepted for model-written code (eval.sandbox.require; PoT and tool formats)
+    sandbox_require: str = schema_defaults("eval.sandbox")["require"]
 
     def validate(self) -> None:
         if self.format not in FORMATS:
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grader-workers", type=int, help=f"processes for grading [{DEFAULTS['grader_workers']}]")
     p.add_argument("--grader-timeout", type=float, help=f"seconds per answer comparison [{DEFAULTS['grader_timeout']}]")
     p.add_argument("--code-timeout", type=float, help=f"seconds per program run (PoT, tool-integrated) [{DEFAULTS['code_timeout']}]")
+    p.add_argument("--sandbox-require", choices=["full", "partial", "none"],
+                   help="lowest sandbox isolation accepted for PoT / tool code [config eval.sandbox.require or "
+                        f"{schema_defaults('eval.sandbox')['require']}]")
     p.add_argument("--max-tool-calls", type=int, help=f"code blocks run per tool-integrated completion [{DEFAULTS['max_tool_calls']}]")
     p.add_argument("--maj-subsets", type=int, help=f"random K-subsets averaged for Maj@K when n > K [{DEFAULTS['maj_subsets']}]")
     p.add_argument("--config", help="experiment config; its eval: and generation: sections give the defaults")
@@ -194,7 +199,10 @@ def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings
     gen_opts = dict((cfg or {}).get("generation") or {})
     backend = args.backend or gen_opts.get("backend") or "hf"
     gen_opts.pop("backend", None)  # the rest (batch_size, dtype, vLLM memory, ...) goes to build_generator
+    require = getattr(args, "sandbox_require", None) or (((cfg or {}).get("eval") or {}).get("sandbox") or {}).get(
+        "require") or schema_defaults("eval.sandbox")["require"]
     settings = EvalSettings(model=str(args.model), benchmark=args.benchmark, out=str(args.out),
+                            sandbox_require=require,
                             data=str(data) if data else None, schema=args.schema or bench.get("schema", "auto"),
                             fields=fields, hub=hub, backend=backend, generator_options=gen_opts, **values)
     settings.validate()
@@ -257,11 +265,15 @@ def run_eval(s: EvalSettings) -> dict:
     stop = stop_strings(s.format, tokenizer, chat=chat)
     log.info("%s on %s: %d problems, n=%d, T=%.2f, format=%s, %s prompts, %d-shot", s.model, s.benchmark,
              len(problems), s.n, s.temperature, s.format, "chat" if chat else "plain", s.few_shot)
+    runs_code = s.format in ("pot", "tool")
+    if runs_code:  # refuse model-written code below the required isolation before generating anything
+        sandbox.configure(require=s.sandbox_require)
+        sandbox.run_code("pass", timeout=10)  # raises SandboxError naming the missing layer
     generator = build_generator(s.backend, s.model, tokenizer, **s.generator_options)
     greedy: list[Trace] = []
     sampled: list[list[Trace]] = []
     gen_opts = dict(top_p=s.top_p, max_new_tokens=s.max_new_tokens, stop=stop, tool=s.format == "tool",
-                    max_tool_calls=s.max_tool_calls, run_code=run_code if s.format == "tool" else None, code_timeout=s.code_timeout,
+                    max_tool_calls=s.max_tool_calls, run_code=sandbox.run_code if s.format == "tool" else None, code_timeout=s.code_timeout,
                     decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     cache = ChunkCache(Path(s.out), run_fingerprint(s))
     t_gen = time.perf_counter()
@@ -316,6 +328,8 @@ def run_eval(s: EvalSettings) -> dict:
         "truncated_fraction": sum(t.finish_reason == "length" for t in flat) / max(1, len(flat)),
         "mean_completion_tokens": sum(t.num_tokens for t in flat) / max(1, len(flat)),
         "generation_s": round(gen_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
+        # the isolation the sandbox actually applied to the programs of this run (PoT, tool)
+        "sandbox": sandbox.isolation_summary() if runs_code else None,
         "settings": settings,
     }
     write_json(out / "metrics.json", metrics)

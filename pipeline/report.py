@@ -81,6 +81,8 @@ class ReportData:
     funnel_table: str | None = None  # the corpus stage's own markdown rendering of its funnel
     funnel_path: str | None = None
     funnel_error: str | None = None
+    corpus_score: dict | None = None  # world.corpus_score: the corpus against the world's labels
+    stage_times: dict[str, dict] = field(default_factory=dict)  # stage -> jobs, wall s, CPU s, peak RSS
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -99,7 +101,8 @@ def parse_named(items: list[str], flag: str) -> dict[str, str]:
 
 
 def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str, str],
-            funnel: str | None = None, funnel_table: str | None = None) -> ReportData:
+            funnel: str | None = None, funnel_table: str | None = None, corpus_score: str | None = None,
+            stage_times: str | None = None) -> ReportData:
     """Read the files the rule names: evals {"checkpoint:benchmark": metrics.json}, curves {run id:
     metrics.jsonl}, the corpus funnel (JSON + its markdown table). A named file that is missing is "not run"."""
     benchmarks = (cfg.get("eval") or {}).get("benchmarks") or {}
@@ -134,7 +137,37 @@ def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str
             data.funnel_error = f"{funnel}: not valid JSON ({e})"
     if funnel_table and Path(funnel_table).exists():
         data.funnel_table = Path(funnel_table).read_text().strip()
+    if corpus_score and Path(corpus_score).exists():
+        data.corpus_score = json.loads(Path(corpus_score).read_text())
+    if stage_times:
+        data.stage_times = read_stage_times(Path(stage_times))
     return data
+
+
+def read_stage_times(folder: Path) -> dict[str, dict]:
+    """Snakemake's benchmark files (one TSV per job: wall s, CPU s, peak RSS) summed per stage; the stage
+    is the first part of the job's path under `folder` (world_web.tsv, corpus_extract_0001.tsv,
+    sft/mined.tsv, eval/rl/world_math.tsv -> world, corpus, sft, eval)."""
+    stages: dict[str, dict] = {}
+    for path in sorted(folder.rglob("*.tsv")):
+        rel = path.relative_to(folder)
+        stage = rel.parts[0].split("_")[0] if len(rel.parts) > 1 else rel.stem.split("_")[0]
+        lines = path.read_text().strip().splitlines()
+        if len(lines) < 2:
+            continue
+        row = dict(zip(lines[0].split("\t"), lines[-1].split("\t")))
+        st = stages.setdefault(stage, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0, "max_rss_mb": 0.0})
+        st["jobs"] += 1
+        for key, col in (("wall_s", "s"), ("cpu_s", "cpu_time")):
+            try:
+                st[key] += float(row.get(col, "nan"))
+            except ValueError:
+                pass
+        try:
+            st["max_rss_mb"] = max(st["max_rss_mb"], float(row.get("max_rss", "0")))
+        except ValueError:
+            pass
+    return stages
 
 
 def _ordered_checkpoints(names) -> list[str]:
@@ -167,6 +200,110 @@ def _eval_row(ckpt: str, bench: str, m: dict) -> str:
     return (f"| {ckpt} | {bench} | {_pct(m.get('greedy'), se.get('greedy'))} | {p1} | {maj} | {pas} | "
             f"{m.get('n', 0)} | {m.get('temperature', '-') if m.get('n') else '-'} | {prompt} | "
             f"{m.get('num_problems', '?')} |")
+
+
+def _diff(a: dict | None, b: dict | None, key: str, k: str | None = None) -> tuple[float, float] | None:
+    """(b - a, standard error of the difference) of a metric of two evaluations, in points; the s.e.
+    treats the two evaluations as independent (conservative: they are on the same problems)."""
+    if not a or not b:
+        return None
+
+    def get(m):
+        v = m.get(key) if k is None else (m.get(key) or {}).get(k)
+        se = (m.get("stderr") or {}).get(key) if k is None else ((m.get("stderr") or {}).get(key) or {}).get(k)
+        return v, se
+
+    (va, sa), (vb, sb) = get(a), get(b)
+    if va is None or vb is None:
+        return None
+    return 100 * (vb - va), 100 * ((sa or 0) ** 2 + (sb or 0) ** 2) ** 0.5
+
+
+def _fmt_diff(d: tuple[float, float] | None) -> str:
+    return "-" if d is None else f"{d[0]:+.1f} ± {d[1]:.1f}"
+
+
+def _verdict(d: tuple[float, float] | None, expect_up: bool = True) -> str:
+    """Where a difference stands against a paper that found it positive."""
+    if d is None:
+        return "not measured"
+    diff, se = d
+    if se and abs(diff) <= 2 * se:
+        return "within two standard errors of zero: no measurable difference"
+    if (diff > 0) == expect_up:
+        return "agrees with the paper (more than two standard errors)"
+    return "**disagrees with the paper** (the other way, more than two standard errors)"
+
+
+def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
+    """The numbers that matter, each with one sentence on agreement or disagreement with the paper."""
+    out = ["## The numbers that matter", ""]
+    rows = ["| finding | ours | the paper | verdict |", "|---|---|---|---|"]
+    cs = data.corpus_score
+    if cs:
+        rows.append(f"| corpus: precision / recall of math pages (world labels) | {cs['precision']:.3f} / "
+                    f"{cs['recall']:.3f} | no labels (a fastText classifier, 4 rounds) | "
+                    f"{'meets' if (cs['precision'] or 0) >= 0.9 and (cs['recall'] or 0) >= 0.9 else 'misses'} "
+                    "the 0.9 / 0.9 target |")
+        rows.append(f"| corpus: near-dup clusters collapsed, contaminated pages removed | "
+                    f"{cs['near_dup_clusters_collapsed']}/{cs['near_dup_clusters']}, "
+                    f"{cs['contaminated_removed']}/{cs['contaminated_pages']} | MinHash not stated; all "
+                    "benchmark 10-gram matches removed | "
+                    f"{'all removed' if cs['contaminated_removed'] == cs['contaminated_pages'] else '**contamination leaked**'} |")
+    if data.funnel and data.funnel.get("rounds"):
+        conv = data.funnel.get("converged_at")
+        rows.append(f"| corpus: rounds to converge | {conv or 'not converged'} | 4 (round 4 kept ~98% of round 3) | "
+                    f"{'agrees' if conv and int(conv) <= 4 else 'differs'} |")
+    for bench in benchmarks:
+        pb = data.paper_bench.get(bench)
+        for a, w, stage, paper_gap in (("pretrain", "pretrain_web", "base, few-shot",
+                                        {"gsm8k": 12.3, "math": 4.7}.get(pb)),
+                                       ("sft", "sft_web", "after the same SFT", None)):
+            d = _diff(data.eval.get((w, bench)), data.eval.get((a, bench)), "greedy")
+            if d is None:
+                continue
+            paper = (f"mined ahead by {paper_gap:+.1f} (Table 1, 1.3B)" if paper_gap is not None
+                     else "mined ahead (Table 1, base models only)")
+            rows.append(f"| corpus quality, {bench}, {stage}: mined − web greedy | {_fmt_diff(d)} | {paper} | "
+                        f"{_verdict(d)} |")
+    paper_rl = {"gsm8k": "82.9 → 88.2 (+5.3)", "math": "46.8 → 51.7 (+4.9)"}
+    for bench in benchmarks:
+        sft, rl = data.eval.get(("sft", bench)), data.eval.get(("rl", bench))
+        if not (sft and rl):
+            continue
+        pb = data.paper_bench.get(bench)
+        d = _diff(sft, rl, "greedy")
+        rows.append(f"| RL, {bench}: greedy RL − SFT | {_fmt_diff(d)} | {paper_rl.get(pb, 'up')} (Table 5) | "
+                    f"{_verdict(d)} |")
+        kmax = _kmax(sft, "maj@k") if rl.get("maj@k") else None
+        if kmax:
+            dm, dp = _diff(sft, rl, "maj@k", kmax), _diff(sft, rl, "pass@k", kmax)
+            rows.append(f"| RL, {bench}: Maj@{kmax} RL − SFT | {_fmt_diff(dm)} | up (Figure 7) | {_verdict(dm)} |")
+            moved_less = dm is not None and dp is not None and dp[0] < dm[0]
+            rows.append(f"| RL, {bench}: Pass@{kmax} RL − SFT | {_fmt_diff(dp)} | hardly moves (Figure 7) | "
+                        + ("moves less than Maj@K, as in the paper |" if moved_less
+                           else "**moves more than Maj@K, unlike the paper** |"))
+    if len(rows) == 2:
+        out.append("_Nothing measured yet._")
+    else:
+        out += rows + ["", "Differences are in points of accuracy, ± the standard error of the difference over "
+                       "problems (the two evaluations treated as independent). \"Within two standard errors\" "
+                       "means this run cannot tell the difference from noise."]
+    if data.stage_times:
+        order = ["world", "corpus", "pretrain", "sft", "rl", "eval", "report"]
+        stages = sorted(data.stage_times, key=lambda x: (order.index(x) if x in order else len(order), x))
+        total_wall = sum(st["wall_s"] for st in data.stage_times.values())
+        total_cpu = sum(st["cpu_s"] for st in data.stage_times.values())
+        out += ["", "**Time per stage** (Snakemake's benchmark files; jobs of a stage may run side by side, so "
+                "their wall times add up to more than the stage took):", "",
+                "| stage | jobs | wall s (sum) | CPU min | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+        for stage in stages:
+            st = data.stage_times[stage]
+            out.append(f"| {stage} | {st['jobs']} | {st['wall_s']:.0f} | {st['cpu_s'] / 60:.1f} | "
+                       f"{st['max_rss_mb']:.0f} |")
+        out.append(f"| all | {sum(st['jobs'] for st in data.stage_times.values())} | {total_wall:.0f} | "
+                   f"{total_cpu / 60:.1f} | |")
+    return out + [""]
 
 
 def section_funnel(data: ReportData, plots: dict[str, str]) -> list[str]:
@@ -329,7 +466,7 @@ def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
             f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
             "Rows marked **paper** are the paper's published numbers for its 7B/1.3B models on the real "
             "GSM8K/MATH test sets, printed for scale beside ours; every other number is ours.", ""]
-    body = (section_funnel(data, plots) + section_training(data, plots) + section_table(data, benchmarks)
+    body = (section_headline(data, benchmarks) + section_funnel(data, plots) + section_training(data, plots) + section_table(data, benchmarks)
             + section_figure7(data, benchmarks, plots) + section_corpus_quality(data, benchmarks, plots)
             + section_breakdown(data, benchmarks))
     return "\n".join(head + body).rstrip() + "\n"
@@ -337,9 +474,12 @@ def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
 
 def render_html(markdown_text: str, title: str) -> str:
     body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+    # Cells never wrap (a wrapped number is misread); a table wider than the page scrolls on its own.
+    body = body.replace("<table>", '<div class="wide"><table>').replace("</table>", "</table></div>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;line-height:1.45}"
              "table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
-             "th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}"
+             "th,td{border:1px solid #ccc;padding:.25em .6em;white-space:nowrap}th{background:#f3f3f3}"
+             ".wide{overflow-x:auto}"
              "img{max-width:100%}code{background:#f6f6f6;padding:0 .2em}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
             f"</head><body>\n{body}\n</body></html>\n")
@@ -381,6 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
                    help=f"metrics.jsonl of each training run ({', '.join(TRAINING_RUNS)} or any name)")
     p.add_argument("--funnel", help="the corpus stage's funnel.json")
     p.add_argument("--funnel-table", help="the corpus stage's funnel.md")
+    p.add_argument("--corpus-score", help="world.corpus_score's JSON (the embedded default only)")
+    p.add_argument("--stage-times", help="the workflow's folder of Snakemake benchmark files (*.tsv per job)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -389,7 +531,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     if out.suffix != ".md":
         raise SystemExit(f"--out must name a .md file, got {out}")
     data = collect(cfg, args.config, parse_named(args.eval, "--eval"), parse_named(args.curves, "--curves"),
-                   args.funnel, args.funnel_table)
+                   args.funnel, args.funnel_table, args.corpus_score, args.stage_times)
     return write_report(data, out)
 
 

@@ -50,25 +50,44 @@ def plot_funnel(funnel: dict, path: Path) -> bool:
     return True
 
 
+def _smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (the first points average what exists so far)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def plot_training(curves: dict[str, list[dict]], path: Path) -> bool:
-    """Loss vs step for pretraining and SFT (mined vs web), reward and accuracy vs step for RL."""
+    """Loss vs step for pretraining and SFT (mined vs web); for RL, accuracy and the total reward on one
+    axis and each reward term (e.g. the process reward) beside them, smoothed over 10 steps with the raw
+    points faint behind, so that curves that coincide (an outcome-only reward equals accuracy) stay visible."""
     if not curves:
         return False
     plt = _pyplot()
     panels = [("pretraining loss", ["pretrain (mined)", "pretrain (web)"], "loss"),
               ("SFT loss", ["sft (mined)", "sft (web)"], "loss"),
-              ("RL (GRPO)", ["rl"], None)]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+              ("RL: reward and accuracy per step", ["rl"], None)]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, (title, runs, key) in zip(axes, panels):
         drawn = False
         for run in runs:
             rows = curves.get(run) or []
             if key is None:
-                for k, style in (("reward_mean", "-"), ("accuracy", "--")):
+                terms = sorted({k for r in rows for k in r if k.startswith("reward/")})
+                series = [("accuracy", "accuracy", "tab:green", "-", 2.2), ("reward_mean", "reward (total)", "tab:red",
+                                                                            "--", 1.6)]
+                series += [(t, t.replace("reward/", "reward: "), c, ":", 1.4)
+                           for t, c in zip(terms, ["tab:purple", "tab:brown", "tab:gray", "tab:olive"])]
+                for k, label, color, style, width in series:
                     pts = [(r["step"], r[k]) for r in rows if r.get(k) is not None]
-                    if pts:
-                        ax.plot(*zip(*pts), style, label=k)
-                        drawn = True
+                    if not pts:
+                        continue
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, color=color, alpha=0.18, linewidth=0.8)
+                    ax.plot(xs, _smooth(list(ys), 10), style, color=color, linewidth=width, label=label)
+                    drawn = True
             else:
                 pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
                 if pts:

@@ -186,10 +186,10 @@ def verify(splits: dict[str, list[Problem]], settings: ProblemSettings) -> tuple
         for p in problems:
             pot = next(results)
             tools = [next(results) for _ in p.tool_steps]
-            if pot.stdout.strip() != p.answer:
+            if pot.status != "ok" or pot.stdout.strip() != p.answer:
                 rejected[f"{p.template}: PoT printed {pot.stdout.strip()!r} ({pot.status}), gold {p.answer!r}"] += 1
                 continue
-            bad = [(s, r) for s, r in zip(p.tool_steps, tools) if r.stdout.strip() != s.expect]
+            bad = [(s, r) for s, r in zip(p.tool_steps, tools) if r.status != "ok" or r.stdout.strip() != s.expect]
             if bad:
                 step, res = bad[0]
                 rejected[f"{p.template}: tool code {step.code!r} printed {res.stdout.strip()!r}, expected {step.expect!r}"] += 1

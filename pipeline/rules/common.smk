@@ -7,8 +7,24 @@ from pathlib import Path
 import yaml
 from snakemake.settings.types import DeploymentMethod
 
-from pipeline.config import expand_placeholders, results_dir, validate as validate_config
+from pipeline.config import (
+    ConfigError,
+    cli_overrides,
+    expand_placeholders,
+    results_dir,
+    validate as validate_config,
+)
 from pipeline.io import write_text
+
+# Command-line overrides (README "Overrides"): `--config key=value` values re-read as typed YAML (Snakemake
+# types nested values as strings), dotted keys through `--config 'set=[rl.beta=0.02, ...]'`. Applied in
+# place, before anything reads the config. A bad override stops here with one line naming it.
+try:
+    _OVERRIDDEN = cli_overrides(dict(config), workflow.config_settings.config_args)
+except ConfigError as e:
+    sys.exit(f"mathpipe: {e}")
+config.clear()
+config.update(_OVERRIDDEN)
 
 RESULTS = results_dir(config)
 # The folders stages hand to each other, under results/<name>/. Configs name them as placeholders
@@ -41,16 +57,33 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 shell.prefix(f"{_ENV}set -euo pipefail; ")
 CONDA_ENV = "../envs/mathpipe.yaml"
 
-# The resolved config (command-line overrides and schema defaults applied) that every stage reads. It is
-# rewritten only when its content changes, and rules take it as an `ancient` input: a changed key reruns
-# just the stages whose `params` carry that key (Snakemake's params rerun-trigger), not the whole DAG.
-# schema defaults filled in, placeholders expanded
-RESOLVED = expand_placeholders(validate_config(dict(config), source="snakemake config"), FOLDERS)
+# The resolved config (command-line overrides and schema defaults applied, placeholders expanded) that
+# every stage reads, results/<name>/config.yaml. A rule writes it, so a dry run (or --lint, --list-rules)
+# writes nothing. Its `params` hold the whole text: a changed key reruns this rule (params rerun-trigger),
+# and every stage takes the file as an `ancient` input, so that rerun alone triggers no stage; the stages
+# whose own `params` carry the changed key rerun, and they wait for the new file (it is their input).
+try:
+    RESOLVED = expand_placeholders(validate_config(dict(config), source="snakemake config"), FOLDERS)
+except ConfigError as e:
+    sys.exit(f"mathpipe: {e}")
 _RESOLVED_TEXT = yaml.safe_dump(RESOLVED, sort_keys=False)
 _CONFIG_PATH = RESULTS / "config.yaml"
-if not _CONFIG_PATH.exists() or _CONFIG_PATH.read_text() != _RESOLVED_TEXT:
-    write_text(_CONFIG_PATH, _RESOLVED_TEXT)
 CONFIG_FILE = ancient(str(_CONFIG_PATH))
+
+
+localrules:
+    resolved_config,
+
+
+rule resolved_config:
+    output:
+        _CONFIG_PATH,
+    params:
+        text=_RESOLVED_TEXT,
+    message:
+        "Writing the resolved config {output}"
+    run:
+        write_text(output[0], params.text)
 
 
 def launcher(gpus):

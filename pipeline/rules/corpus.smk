@@ -15,6 +15,17 @@
 
 include: "corpus_helpers.smk"
 
+# Downloads run in the Snakemake process, not as cluster jobs: compute nodes often have no internet, and a
+# download is network-bound (config/profiles/slurm). Hub datasets read by training/eval jobs are not
+# covered: on a cluster without internet on its nodes, fill the Hugging Face cache first (README "Slurm").
+
+
+localrules:
+    corpus_cc_listing,
+    corpus_cc_download,
+    corpus_seed,
+    corpus_benchmarks,
+
 
 rule corpus_cc_listing:
     input:
@@ -306,7 +317,7 @@ rule corpus_final:
         pool=corpus_per_shard("pool/shard-{shard}.parquet"),
         config=CONFIG_FILE,
     output:
-        final=directory(CORPUS / "final"),
+        final=directory(FOLDERS["corpus_final"]),
     params:
         output=CORPUS_CFG["output"],
         last_round=CORPUS_LAST_ROUND,
@@ -332,7 +343,7 @@ rule corpus_web_text:
         pool=corpus_per_shard("pool/shard-{shard}.parquet"),
         config=CONFIG_FILE,
     output:
-        web_text=directory(CORPUS / "web_text"),
+        web_text=directory(FOLDERS["corpus_web_text"]),
     params:
         output=CORPUS_CFG["output"],
     log:

@@ -65,6 +65,8 @@ def report_inputs(wildcards):
     if rules.has("corpus_funnel"):
         inputs["funnel"] = rules.corpus_funnel.output.json
         inputs["funnel_table"] = rules.corpus_funnel.output.markdown
+        if RESOLVED["corpus"]["source"] == "world":  # only the generated world has labels to score against
+            inputs["corpus_score"] = rules.world_corpus_score.output.score
     return inputs
 
 
@@ -78,6 +80,9 @@ def report_args(wildcards, input):
     args = ["--eval", *evals, "--curves", *curves]
     if "funnel" in input.keys():
         args += ["--funnel", shlex.quote(str(input.funnel)), "--funnel-table", shlex.quote(str(input.funnel_table))]
+    if "corpus_score" in input.keys():
+        args += ["--corpus-score", shlex.quote(str(input.corpus_score))]
+    args += ["--stage-times", shlex.quote(str(FOLDERS["benchmarks"]))]
     return " ".join(args)
 
 

@@ -37,7 +37,7 @@ rule grpo:
     conda:
         CONDA_ENV
     shell:
-        "{params.launch} rl.grpo --config {input.config} --init {input.model} --out {params.out}"
+        "{params.launch} rl.train --config {input.config} --init {input.model} --out {params.out}"
         " --threads {threads} > {log} 2>&1"
 
 

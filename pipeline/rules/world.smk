@@ -75,3 +75,28 @@ rule world:
         rules.world_web.output,
     message:
         "The generated world is ready: problem splits and web"
+
+
+rule world_corpus_score:
+    input:
+        labels=WORLD_WEB / "labels.jsonl",
+        final=FOLDERS["corpus_final"],
+        web_text=FOLDERS["corpus_web_text"],
+        funnel=FOLDERS["corpus"] / "funnel.json",
+    output:
+        score=FOLDERS["corpus"] / "world_score.json",
+    log:
+        RESULTS / "logs/world_corpus_score.log",
+    benchmark:
+        RESULTS / "benchmarks/world_corpus_score.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    message:
+        "Scoring the mined corpus against the world's labels (precision, recall, near-dups, contamination)"
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m world.corpus_score --labels {input.labels} --final {input.final} --web-text {input.web_text}"
+        " --funnel {input.funnel} --out {output.score} > {log} 2>&1"
