@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grading.answer_extraction import boxed_answer
+
 log = logging.getLogger(__name__)
 
 SCHEMAS = ("gsm8k", "math", "math500", "problem", "fields")
@@ -114,19 +116,9 @@ HUB_BENCHMARKS = {
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` (or `\\fbox{...}`) in `text`, braces matched; None if absent."""
-    starts = [m for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    for m in reversed(starts):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            if text[i] == "\\" and i + 1 < len(text):
-                i += 2
-                continue
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[m.end():i - 1].strip()
-    return None
+    """The gold answer of a MATH-style solution: the content of its last `\\boxed{}` / `\\fbox{}`
+    (`grading.answer_extraction.boxed_answer`, the project's one box parser); None if absent or unclosed."""
+    return boxed_answer(text)
 
 
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")

@@ -20,7 +20,7 @@ import logging
 import re
 from fractions import Fraction
 
-from grading.normalize import LHS, Atom, atom_key, clean
+from grading.normalize import LHS, RELATION, Atom, atom_key, clean
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,10 @@ FAST_PATH_MAX_CHARS = 2000  # longer answers go to a worker, where the time limi
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
 _OPEN = {"(": ")", "[": "]", "\\{": "\\}"}
 _SEPARATORS = re.compile(r"\s*(?:,|;|\bor\b|\band\b)\s*")
-_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$|^-?(?:0|[1-9]\d{3,}),\d+$")
+_LIST_WORD = re.compile(r"\b(?:and|or)\b|\\text\s*\{\s*(?:and|or)\s*\}")
+_SUBSCRIPT = re.compile(r"_(?:\{[^{}]*\}|\\?[A-Za-z0-9])")
+_NOT_IN_LABEL = re.compile(r"[\d+\-*^<>=]|\\(?:le|ge|ne|infty|pi)(?![A-Za-z])")
 
 
 # ---------------------------------------------------------------- structure
@@ -93,8 +96,10 @@ def structure(s: str):
     """Parse a cleaned answer into nested tuples: ("matrix", rows), ("seq", open, close, items),
     ("set", items), ("union", items), ("list", items) or ("atom", text)."""
     s = s.strip()
+    if s[:1] in "([" and s[-1:] in ")]" and _MATRIX.match(s[1:-1].strip()):
+        s = s[1:-1].strip()  # `\left[\begin{array}{cc}...\end{array}\right]`
     m = _MATRIX.match(s)
-    if m:
+    if m and "\\begin{" not in m.group(2):  # a sum or product of matrices is not one matrix
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not r.strip().startswith("\\hline")]
         return ("matrix", tuple(tuple(c.strip() for c in r.split("&")) for r in rows))
     union = split_top_level(s, ("\\cup",))
@@ -102,6 +107,11 @@ def structure(s: str):
         return ("union", tuple(structure(u) for u in union))
     if _THOUSANDS.match(s):
         return ("atom", s)
+    value = _stated_value(s)
+    if value != s:
+        return structure(value)
+    if RELATION.search(s) and len(split_top_level(s, (",", ";"))) == 1:
+        return ("relation", s)  # `x \ge 5`, `-793 < a < 10`: decided by sympy (as sets)
     lhs = LHS.match(s)
     if lhs and s[lhs.end() :].lstrip().startswith(("(", "[", "\\{")):
         return structure(s[lhs.end() :])  # `x \in [0, 1]`, `S = \{1, 2\}`
@@ -109,6 +119,8 @@ def structure(s: str):
     if enclosed:
         opener, closer, inside = enclosed
         items = split_top_level(inside)
+        if len(items) == 1:  # `(0;-2;6)`: semicolons as the separator
+            items = split_top_level(inside, (";",))
         if opener == "\\{":
             return ("set", tuple(structure(x) for x in items if x))
         if len(items) > 1:
@@ -118,13 +130,43 @@ def structure(s: str):
         return ("list", tuple(structure(x) for x in items))
     pm = split_top_level(s, ("\\pm",))
     if len(pm) == 2 and pm[1]:
-        base = pm[0] or "0"
-        return ("list", (("atom", f"{base}+{pm[1]}"), ("atom", f"{base}-({pm[1]})")))
+        if not pm[0]:  # `\pm 2021` is the list 2021, -2021
+            return ("list", (("atom", pm[1]), ("atom", f"-({pm[1]})" if RELATION.search(pm[1]) else f"-{pm[1]}")))
+        return ("list", (("atom", f"{pm[0]}+{pm[1]}"), ("atom", f"{pm[0]}-({pm[1]})")))
     return ("atom", s)
 
 
+def _is_label(s: str) -> bool:
+    """`x`, `(p,q)`, `|AB|`, `f(x)`, `A:B`, `V_{1}:V_{2}`, `\\frac{NO}{BO}`: names, no values."""
+    bare = _SUBSCRIPT.sub("", s).strip()
+    return bool(bare) and len(bare) <= 40 and any(c.isalpha() for c in bare) and not _NOT_IN_LABEL.search(bare)
+
+
+def _stated_value(s: str) -> str:
+    """The value an answer states: `x = 5+5+1 = 11` -> `11`, `(p,q)=(3,2)` -> `(3,2)`,
+    `x \\approx 11` -> `11`, `x = \\frac13 \\approx 0.33` -> `\\frac13`. An equation whose left side is
+    not a name (`7 = 11a+c`, `2x+3y=1`) is kept whole."""
+    if "\\approx" in s:
+        parts = split_top_level(s, ("\\approx",))
+        if len(parts) > 1:
+            return parts[0] if "=" in parts[0] else parts[-1]
+    if "=" not in s:
+        return s
+    sides = split_top_level(s, ("=",))
+    if len(sides) < 2 or not all(sides) or any(_LIST_WORD.search(x) or len(split_top_level(x, (",", ";"))) > 1
+                                                for x in sides[:-1]):
+        return s
+    if len(sides) >= 3 or _is_label(sides[0]) or not (_has_letters(sides[0]) or _has_letters(sides[-1])):
+        return sides[-1]  # `\\frac12 = \\frac{10}{9}`: a computation ending in its value
+    return s
+
+
+def _has_letters(s: str) -> bool:
+    return any(c.isalpha() for c in re.sub(r"\\[A-Za-z]+", "", s))
+
+
 def _atoms(node):
-    if node[0] == "atom":
+    if node[0] in ("atom", "relation"):
         yield node[1]
     elif node[0] == "matrix":
         yield from (cell for row in node[1] for cell in row)
@@ -178,12 +220,33 @@ def compare(pred: str, gold: str, *, use_sympy: bool) -> bool | None:
     p, g = clean(pred), clean(gold)
     if p == g:
         return True
-    return _compare_nodes(structure(p), structure(g), use_sympy)
+    pn, gn = structure(p), structure(g)
+    if gn[0] == "atom" and "=" in gn[1] and "=" in p and len(split_top_level(p, (",", ";"))) == 1:
+        # the gold is an equation kept whole (`2x+4y-3=0`): compare the predicted equation whole too
+        if not use_sympy:
+            return None
+        from grading.sympy_compare import sympy_equal
+
+        return sympy_equal(p, g) or bool(_compare_nodes(pn, gn, use_sympy))
+    return _compare_nodes(pn, gn, use_sympy)
 
 
 def _compare_nodes(p, g, use_sympy: bool) -> bool | None:
+    if p[0] == "relation" or g[0] == "relation":
+        if not use_sympy:
+            return None
+        from grading.sympy_compare import sympy_equal
+
+        return sympy_equal(_node_text(p), _node_text(g))
     if g[0] == "atom" and p[0] == "atom":
         return _compare_atoms(atom_key(p[1]), atom_key(g[1]), use_sympy)
+    if (g[0] == "matrix" and p[0] == "atom" and "\\begin{" in p[1]) or (p[0] == "matrix" and g[0] == "atom"
+                                                                         and "\\begin{" in g[1]):
+        if not use_sympy:  # a sum or product of matrices: sympy evaluates it
+            return None
+        from grading.sympy_compare import sympy_equal
+
+        return sympy_equal(_node_text(p), _node_text(g))
     if g[0] == "matrix":
         if p[0] == "seq" and all(len(row) == 1 for row in g[1]):  # column vector written as a tuple
             p = ("matrix", tuple((x[1],) for x in p[3] if x[0] == "atom"))
@@ -204,6 +267,22 @@ def _compare_nodes(p, g, use_sympy: bool) -> bool | None:
     if g[0] == "atom" and p[0] in ("set", "list") and len(p[-1]) == 1:
         return _compare_nodes(p[-1][0], g, use_sympy)
     return False
+
+
+def _node_text(node) -> str:
+    """LaTeX for a node again (relations and intervals are compared by sympy as a whole)."""
+    kind = node[0]
+    if kind in ("atom", "relation"):
+        return node[1]
+    if kind == "seq":
+        return node[1] + ", ".join(_node_text(x) for x in node[3]) + node[2]
+    if kind == "union":
+        return " \\cup ".join(_node_text(x) for x in node[1])
+    if kind == "set":
+        return "\\{" + ", ".join(_node_text(x) for x in node[1]) + "\\}"
+    if kind == "matrix":
+        return "\\begin{pmatrix}" + "\\\\".join("&".join(r) for r in node[1]) + "\\end{pmatrix}"
+    return ", ".join(_node_text(x) for x in node[1])
 
 
 def _all(results) -> bool | None:
@@ -239,6 +318,8 @@ def _compare_atoms(p: Atom, g: Atom, use_sympy: bool) -> bool | None:
         return _numbers_equal(p, g)
     if g.kind == "base" or p.kind == "base":
         return _bases_equal(p, g)
+    if g.kind == "ratio" or p.kind == "ratio":
+        return p.kind == g.kind and p.value == g.value
     if g.kind in ("choice", "words") or p.kind in ("choice", "words"):
         if p.kind == g.kind:
             return p.value == g.value

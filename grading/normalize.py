@@ -22,8 +22,13 @@ _UNICODE = {
     "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "\\times ", "\u00b7": "\\cdot ",
     "\u22c5": "\\cdot ", "\u00f7": "\\div ", "\u03c0": "\\pi ", "\u221e": "\\infty ",
     "\u00b0": "^\\circ", "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\ne ", "\u221a": "\\sqrt",
-    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2061": "",
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2061": "", "\u00b2": "^2", "\u00b3": "^3",
 }
+MAX_ANSWER_CHARS = 2000  # longer answers are not normalized here (see grading.equivalence.FAST_PATH_MAX_CHARS)
+# Relations, after `clean` has spelled them `<`, `>`, `\le`, `\ge`, `\ne`.
+RELATION = re.compile(r"<|>|\\(?:le|ge|ne)(?![A-Za-z])")
+_PY_RATIONAL = re.compile(r"\bRational\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)")
+_PY_SQRT = re.compile(r"(?<!\\)\bsqrt\(([^()]*)\)")
 _TEXT_COMMANDS = ("\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal", "\\mathrm", "\\mathbf",
                   "\\mathit", "\\mbox", "\\operatorname", "\\mathsf", "\\texttt", "\\boldsymbol")
 _DROP = re.compile(
@@ -31,12 +36,16 @@ _DROP = re.compile(
     r"biggl|biggr|bigg|Bigg)(?![A-Za-z])|\\left\.|\\right\.|\\left(?![A-Za-z])|\\right(?![A-Za-z])"
 )
 _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*\bdegrees?\b")
-_PERCENT = re.compile(r"\s*(?:\\%|%|\\percent\b|\bpercent\b)\s*$")
+# `(?<!\s)` before a leading `\s*`: a match may start only at the first space of a run, so a long
+# run of spaces costs linear, not quadratic, time.
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|(?<!\s)\s*\bdegrees?\b")
+_PERCENT = re.compile(r"(?<!\s)\s*(?:\\%|%|\\percent\b|\b(?:percent|percentage|pct)\b)\s*$")
 _CURRENCY = re.compile(r"\\\$|\$|\\(?:dollar|pounds|euro)\b|\b(?:USD|usd|dollars?|cents?|rs\.?|INR)\b|[€£¥₹]")
 LHS = re.compile(r"^\s*\\?[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*(?:=|\\in(?![A-Za-z]))(?!=)\s*")
-# A trailing run of unit words: `cm^2`, `square feet`, `km/h`, `dollars per hour`.
-_UNIT_PHRASE = re.compile(r"(?:[A-Za-z]+\.?(?:\^\s*\{?[23]\}?)?\s*(?:/\s*)?)+$")
+# One token of a trailing unit phrase (`cm^2`, `km`, `/`, `per`). `_strip_units` walks these tokens from
+# the end by hand: the old single pattern `(?:[A-Za-z]+\.?...\s*)+$` backtracked exponentially on a
+# long run of letters (issue #14: `\boxed{the total number of students ... is 19}` never returned).
+_UNIT_TOKEN = re.compile(r"[A-Za-z]+\.?(?:\^\s*\{?[23]\}?)?|\s+|/|[^A-Za-z\s/]+")
 _ONE_LETTER_UNITS = {"m", "g", "s", "h", "L"}
 _INFINITY = re.compile(r"^([+-]?)\s*(?:\\infty|infinity|inf)$", re.IGNORECASE)
 _MATH_WORDS = {
@@ -45,7 +54,7 @@ _MATH_WORDS = {
     "frac", "cdot", "times", "and", "or", "i", "e",
 }
 _INT = r"\d+"
-_DEC = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
+_DEC = r"(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
 _NUM_PATTERNS = [
     ("frac", re.compile(rf"^(-?)\\frac\{{\s*(-?{_INT})\s*\}}\{{\s*(-?{_INT})\s*\}}$")),
     ("mixed", re.compile(rf"^(-?)({_INT})\s*\\frac\{{({_INT})\}}\{{({_INT})\}}$")),
@@ -56,7 +65,11 @@ _NUM_PATTERNS = [
     ("e_notation", re.compile(rf"^(-?)({_DEC})[eE]([+-]?{_INT})$")),
     ("repeating", re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")),
     ("decimal", re.compile(rf"^([-+]?)({_DEC})$")),
+    ("space_thousands", re.compile(r"^(-?)(\d{1,3}(?: \d{3})+(?:\.\d+)?)$")),
+    # a decimal comma where neither a thousands comma nor a list fits: `0,111`, `1000,99`
+    ("decimal_comma", re.compile(r"^(-?)((?:0|[1-9]\d{3,}),\d+)$")),
 ]
+_RATIO = re.compile(r"^\d+\s*:\s*\d+$")
 _MAX_EXPONENT = 400  # larger powers of ten go to sympy, where the worker's time limit applies
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?\(?(\d{1,2})\)?\}?$")
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)$|^\(([A-E])\)?$|^([A-E])$")
@@ -117,20 +130,47 @@ def clean(s: str) -> str:
     s = s.replace("\\$", "")
     s = re.sub(r"\\[()\[\]]", " ", s).replace("$", " ")
     s = _DROP.sub("", s)
-    s = re.sub(r"(?<=\d)(?:\\,|,\\!)(?=\d{3}(?!\d))", "", s).replace("{,}", "")
+    # thousands separators written `1\,000`, `1,\!000`, `11,\! 111` (not `32, 349`: a list)
+    s = re.sub(r"(?<=\d)(?:\\,|,\\!|\\!)[ ]?(?=\d{3}(?!\d))", "", s).replace("{,}", "")
     s = _SPACES.sub(" ", s)
-    s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
+    s = re.sub(r"\\[dtc]frac(?![A-Za-z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![A-Za-z])", r"\\binom", s)
     s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}").replace("\\lbrack", "[").replace("\\rbrack", "]")
-    s = re.sub(r"\\(?:le|leq|leqslant)(?![A-Za-z])", "\\\\le ", s)
-    s = re.sub(r"\\(?:ge|geq|geqslant)(?![A-Za-z])", "\\\\ge ", s)
+    s = re.sub(r"\\(?:le|leq|leqslant)(?![A-Za-z])|<=", "\\\\le ", s)
+    s = re.sub(r"\\(?:ge|geq|geqslant)(?![A-Za-z])|>=", "\\\\ge ", s)
+    s = re.sub(r"\\(?:ne|neq)(?![A-Za-z])|!=", "\\\\ne ", s)
+    s = re.sub(r"\\lt(?![A-Za-z])", "<", s)
+    s = re.sub(r"\\gt(?![A-Za-z])", ">", s)
+    s = _python_syntax(s)
+    s = _bare_brace_set(s.strip())
     s = _brace_single_args(s)
     s = re.sub(r"\s+", " ", s).strip()
     return s.rstrip(".;: ").strip()
 
 
+def _python_syntax(s: str) -> str:
+    """A program's printed value in LaTeX: `Rational(3, 2)` -> `\\frac{3}{2}`, `sqrt(2)` -> `\\sqrt{2}`,
+    `x**2` -> `x^2`, `pi` -> `\\pi`."""
+    if "Rational(" in s:
+        s = _PY_RATIONAL.sub(r"\\frac{\1}{\2}", s)
+    if "sqrt(" in s:
+        s = _PY_SQRT.sub(r"\\sqrt{\1}", s)
+    if "**" in s:
+        s = s.replace("**", "^")
+    return re.sub(r"(?<![\\A-Za-z])pi(?![A-Za-z])", r"\\pi ", s) if "pi" in s else s
+
+
+def _bare_brace_set(s: str) -> str:
+    """`{-2021, 2021}` (braces as a set, math delimiters already gone) -> `\\{-2021, 2021\\}`."""
+    if s.startswith("{") and s.endswith("}") and "," in s and balanced_group(s, 0) == s[1:-1]:
+        return "\\{" + s[1:-1] + "\\}"
+    return s
+
+
 def atom_key(raw: str) -> Atom:
     """Normalize one answer element and classify it (see `Atom`)."""
+    if len(raw) > MAX_ANSWER_CHARS:
+        return Atom("latex", raw, raw)
     s = clean(raw)
     lhs = LHS.match(s)
     if lhs and s[lhs.end() :].strip():
@@ -148,6 +188,8 @@ def atom_key(raw: str) -> Atom:
     if infinity:
         return Atom("latex", infinity.group(1).replace("+", "") + "\\infty", s, percent)
 
+    if _RATIO.match(s):  # `12:00`, `7:32`: a time or a ratio, compared as written (never as 12/00)
+        return Atom("ratio", re.sub(r"\s+", "", s).lstrip("0") or "0", s, percent)
     value = parse_number(s)
     if value is not None:
         return Atom("number", value, s, percent)
@@ -167,17 +209,23 @@ def atom_key(raw: str) -> Atom:
 
 def _strip_units(s: str) -> str:
     """`12 cm^2` -> `12`, `5\\sqrt{2} inches` -> `5\\sqrt{2}`: unit words after something numeric."""
-    m = _UNIT_PHRASE.search(s)
-    if not m or m.start() == 0 or s[m.start() - 1] == "\\":
+    tokens = [(m.start(), m.group(0)) for m in _UNIT_TOKEN.finditer(s)]
+    k = len(tokens)
+    while k > 0 and (tokens[k - 1][1][0].isalpha() or tokens[k - 1][1].isspace() or tokens[k - 1][1] == "/"):
+        k -= 1
+    while k < len(tokens) and not tokens[k][1][0].isalpha():  # the phrase starts with a word
+        k += 1
+    if k == len(tokens) or tokens[k][0] == 0 or s[tokens[k][0] - 1] == "\\":
         return s
-    head = s[: m.start()].rstrip()
+    start = tokens[k][0]
+    head = s[:start].rstrip()
     if not head or head[-1] not in "0123456789}" or not re.search(r"\d", head):
         return s
-    words = re.findall(r"[A-Za-z]+", m.group(0))
+    words = re.findall(r"[A-Za-z]+", s[start:])
     if any(w.lower() in _MATH_WORDS for w in words):
         return s
     if len(words) == 1 and len(words[0]) == 1 and not (
-        words[0] in _ONE_LETTER_UNITS and s[m.start() - 1].isspace()
+        words[0] in _ONE_LETTER_UNITS and s[start - 1].isspace()
     ):
         return s
     return head
@@ -218,6 +266,10 @@ def parse_number(s: str) -> Fraction | None:
                 whole, fixed, rep = g[1] or "0", g[2], g[3]
                 base = Fraction(int(whole + fixed), 10 ** len(fixed))
                 return sign * (base + Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed)))
+            if name == "space_thousands":
+                return sign * Fraction(g[1].replace(" ", ""))
+            if name == "decimal_comma":
+                return sign * Fraction(g[1].replace(",", "."))
             return sign * _to_fraction(g[1])
         except (ValueError, ZeroDivisionError):  # e.g. more digits than int() accepts
             return None

@@ -86,7 +86,59 @@ def sympy_equal(pred: str, gold: str, scale=1) -> bool:
     return objects_equal(a, b)
 
 
+_UNDEFINED = (sympy.zoo, sympy.nan)
+
+
+def _undefined(x) -> bool:
+    """zoo (1/0, or `1:00` read as 1/00) and nan are equal to nothing, themselves included."""
+    return isinstance(x, sympy.Basic) and not isinstance(x, sympy.MatrixBase) and x.has(*_UNDEFINED)
+
+
+def _as_set(x):
+    """A relation or a conjunction of relations in one variable as the set it describes
+    (`-793 < a < 10` -> (-793, 10)); `x \\in S` -> S; anything else unchanged."""
+    if isinstance(x, sympy.Eq) and isinstance(x.rhs, sympy.Set):
+        return x.rhs
+    if isinstance(x, (sympy.And, sympy.Or)) or (isinstance(x, sympy.Rel) and not isinstance(x, (sympy.Eq, sympy.Ne))):
+        if len(x.free_symbols) == 1:
+            try:
+                return x.as_set()
+            except (NotImplementedError, TypeError, ValueError):
+                return x
+    return x
+
+
+def _relation_key(r):
+    """(kind, d) with the relation equivalent to `d < 0` (kind "<"), `d <= 0` ("<=") or `d != 0`."""
+    if isinstance(r, (sympy.StrictLessThan, sympy.StrictGreaterThan)):
+        return "<", (r.lhs - r.rhs) if isinstance(r, sympy.StrictLessThan) else (r.rhs - r.lhs)
+    if isinstance(r, (sympy.LessThan, sympy.GreaterThan)):
+        return "<=", (r.lhs - r.rhs) if isinstance(r, sympy.LessThan) else (r.rhs - r.lhs)
+    return "!=", r.lhs - r.rhs
+
+
+def _relations_equal(a, b) -> bool:
+    """`5 \\ge x` == `x \\le 5`, `-x > -1` == `x < 1`: same kind, sides' differences equal up to a
+    positive constant factor (any non-zero factor for `\\ne`)."""
+    ka, da = _relation_key(a)
+    kb, db = _relation_key(b)
+    if ka != kb:
+        return False
+    if expressions_equal(da, db) or (ka == "!=" and expressions_equal(da, -db)):
+        return True
+    ratio = sympy.simplify(da / db)
+    return bool(ratio.is_number and ratio.is_finite and ratio != 0 and (ka == "!=" or ratio.is_positive))
+
+
 def objects_equal(a, b) -> bool:
+    if _undefined(a) or _undefined(b):
+        return False
+    a, b = _as_set(a), _as_set(b)
+    if isinstance(a, sympy.Rel) and isinstance(b, sympy.Rel) and not isinstance(a, sympy.Eq) \
+            and not isinstance(b, sympy.Eq):
+        return _relations_equal(a, b)
+    if isinstance(a, (sympy.And, sympy.Or)) or isinstance(b, (sympy.And, sympy.Or)):
+        return bool(a == b)
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
         if not (isinstance(a, sympy.MatrixBase) and isinstance(b, sympy.MatrixBase)) or a.shape != b.shape:
             return False
@@ -130,6 +182,8 @@ def _sets_equal(a, b) -> bool:
                 return False
             del rest[j]
         return True
+    if isinstance(a, sympy.Union) and isinstance(b, sympy.Union):
+        return len(a.args) == len(b.args) and all(any(_sets_equal(x, y) for y in b.args) for x in a.args)
     if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
         return (a.left_open, a.right_open) == (b.left_open, b.right_open) and \
             expressions_equal(a.start, b.start) and expressions_equal(a.end, b.end)
@@ -137,6 +191,8 @@ def _sets_equal(a, b) -> bool:
 
 
 def expressions_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
+    if a.has(*_UNDEFINED) or b.has(*_UNDEFINED):
+        return False
     if a == b:
         return True
     if a.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):

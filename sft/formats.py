@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 
+from grading.answer_extraction import boxed_answer
 from grading.prompts import FORMATS, TOOL_OUTPUT_OPEN
 
 __all__ = ["FORMATS", "TOOL_OUTPUT_OPEN", "check_response", "masked_spans", "gsm8k_solution_to_cot",
@@ -37,21 +38,7 @@ _PYTHON_BLOCK = re.compile(r"```python[ \t]*\n(.*?)\n?```", re.DOTALL)
 # An output block: the opener, then what the eval harness writes after it - the content, the closing
 # fence and the newline after it (eval.traces.format_tool_output).
 _OUTPUT_BLOCK = re.compile(re.escape(TOOL_OUTPUT_OPEN) + r"(.*?```\n?)", re.DOTALL)
-_BOXED = re.compile(r"\\boxed\s*\{")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
-
-
-def boxed_answer(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces, or None."""
-    starts = list(_BOXED.finditer(text))
-    for m in reversed(starts):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[m.end():i - 1].strip()
-    return None
 
 
 def check_response(fmt: str, response: str) -> str | None:
