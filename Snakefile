@@ -23,6 +23,7 @@ include: "pipeline/rules/corpus.smk"
 include: "pipeline/rules/pretrain.smk"
 include: "pipeline/rules/sft.smk"
 include: "pipeline/rules/rl.smk"
+include: "pipeline/rules/compare_rl.smk"
 include: "pipeline/rules/eval.smk"
 
 

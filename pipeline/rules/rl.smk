@@ -5,6 +5,7 @@
 # The rl section with schema defaults filled in; every key goes into `params`, so a changed key reruns
 # exactly this rule (params rerun-trigger).
 RL = RESOLVED["rl"]
+RL_RUN = {k: v for k, v in RL.items() if k != "compare"}  # compare_rl.smk reads `compare`; it never reruns grpo
 # Local question files are inputs (hub datasets are read by the job itself).
 RL_PROMPT_FILES = [s["data"] for s in RL["prompts"] if "data" in s]
 RL_GPUS = int(RL["resources"]["gpus"])  # more than one: one process per GPU (common.smk launcher)
@@ -18,7 +19,7 @@ rule grpo:
     output:
         model=directory(RESULTS / "rl/model"),
     params:
-        rl=RL,
+        rl=RL_RUN,
         generation=config.get("generation", {}),
         launch=launcher(RL_GPUS),
         seed=config.get("seed", 0),
