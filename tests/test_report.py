@@ -160,3 +160,48 @@ def test_report_reads_only_the_files_it_is_given(tmp_path):
     assert "Corpus stage not run: not part of this workflow" in md
     with pytest.raises(SystemExit, match="expected CHECKPOINT:BENCHMARK=PATH"):
         report_main(["--config", str(_config(tmp_path)), "--out", str(out), "--eval", f"sft={out}"])
+
+
+def test_headline_differences_and_verdicts_by_hand():
+    """Differences in points with the s.e. of the difference, sqrt(0.03^2 + 0.04^2) = 0.05 -> 5.0 points."""
+    from pipeline.report import _diff, _verdict
+
+    web = {"greedy": 0.20, "stderr": {"greedy": 0.03}}
+    mined = {"greedy": 0.35, "stderr": {"greedy": 0.04}}
+    d = _diff(web, mined, "greedy")
+    assert round(d[0], 6) == 15.0 and round(d[1], 6) == 5.0
+    assert _verdict(d).startswith("agrees")  # +15 > 2 x 5
+    assert "disagrees" in _verdict(_diff(mined, web, "greedy"))  # -15: the paper found the mined corpus ahead
+    assert _verdict((8.0, 5.0)).startswith("within two standard errors")
+    sft = {"maj@k": {"8": 0.30}, "stderr": {"maj@k": {"8": 0.0}}}
+    rl = {"maj@k": {"8": 0.36}, "stderr": {"maj@k": {"8": 0.0}}}
+    assert [round(x, 6) for x in _diff(sft, rl, "maj@k", "8")] == [6.0, 0.0]
+
+
+def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
+    _fake_results(tmp_path)
+    res = tmp_path / "results" / "fake"
+    write_json(res / "corpus" / "world_score.json", {
+        "precision": 1.0, "recall": 0.98, "near_dup_clusters": 10, "near_dup_clusters_collapsed": 10,
+        "contaminated_pages": 5, "contaminated_removed": 4})
+    bench = res / "benchmarks"
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    write_text(bench / "rl" / "grpo.tsv", header + "100.0\t0:01:40\t900.5\t0\t0\t0\t0\t0\t95\t95.0\n")
+    write_text(bench / "eval" / "rl" / "world_math.tsv", header + "30.0\t0:00:30\t500\t0\t0\t0\t0\t0\t90\t27.0\n")
+    write_text(bench / "eval" / "sft" / "world_math.tsv", header + "20.0\t0:00:20\t600\t0\t0\t0\t0\t0\t90\t18.0\n")
+    write_text(bench / "corpus_extract_0000.tsv", header + "5.0\t0:00:05\t100\t0\t0\t0\t0\t0\t90\t6.0\n")
+    out = res / "report.md"
+    args = ["--config", str(_config(tmp_path)), "--out", str(out), "--corpus-score", str(res / "corpus/world_score.json"),
+            "--stage-times", str(bench), "--funnel", str(res / "corpus/funnel.json"),
+            "--eval", *[f"{c}:{b}={res / 'eval' / c / b / 'metrics.json'}" for c in SKILL for b in BENCHES]]
+    report_main(args)
+    md = out.read_text()
+    head = md.split("## 1.")[0]
+    assert "## The numbers that matter" in head
+    assert "| corpus: precision / recall of math pages (world labels) | 1.000 / 0.980 |" in head
+    assert "4/5 | MinHash not stated" in head and "**contamination leaked**" in head
+    assert "| RL, world_math: Maj@16 RL − SFT |" in head and "| RL, world_gsm8k: greedy RL − SFT |" in head
+    assert "corpus quality, world_gsm8k, base, few-shot: mined − web greedy" in head
+    # stage times summed per stage: eval = two jobs, 50 s wall, 45 s CPU = 0.8 min, peak RSS 600 MB
+    assert "| eval | 2 | 50 | 0.8 | 600 |" in head and "| rl | 1 | 100 | 1.6 | 900 |" in head
+    assert "| corpus | 1 | 5 | 0.1 | 100 |" in head
