@@ -27,6 +27,11 @@ include: "pipeline/rules/compare_rl.smk"
 include: "pipeline/rules/eval.smk"
 
 
+# A line per running job every 30 s on the console (pipeline/progress.py; MATHPIPE_PROGRESS_S=0: off).
+onstart:
+    start_progress(FOLDERS["logs"])
+
+
 rule all:
     input:
         RESULTS / "report.md",

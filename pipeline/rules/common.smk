@@ -15,6 +15,7 @@ from pipeline.config import (
     validate as validate_config,
 )
 from pipeline.io import write_text
+from pipeline.progress import start as start_progress
 
 # Command-line overrides (README "Overrides"): `--config key=value` values re-read as typed YAML (Snakemake
 # types nested values as strings), dotted keys through `--config 'set=[rl.beta=0.02, ...]'`. Applied in
