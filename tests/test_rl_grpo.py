@@ -1,8 +1,10 @@
-"""GRPO end to end on a tiny model trained here (until the SFT checkpoint exists): rollouts, the
+"""GRPO end to end on a tiny model SFT'd here through sft/: rollouts, the
 policy forward, one training run, and exact resume of a killed run (same prompt cursor, RNG, reference)."""
 
 import json
+import math
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,9 @@ from pipeline.training import OptimConfig, TrainLoop
 from rl.logprobs import token_logprobs
 from rl.rewards import RewardFunction
 from rl.rollouts import RolloutSettings, RolloutSource, load_prompts
+from sft.data import DataStats, SFTExample, tokenize_all
+from sft.packing import SFTBatches
+from sft.train import choose_packing, sft_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,56 +32,29 @@ def _problems(n, seed):
     r = random.Random(seed)
     out = []
     for i in range(n):
-        a, b = r.randint(0, 30), r.randint(0, 30)
+        a, b = r.randint(0, 9), r.randint(0, 9)
         out.append({"problem_id": f"add-{seed}-{i}", "family": "add", "question": f"What is {a} + {b}?", "answer": str(a + b),
                     "cot": f"We add {a} and {b}: {a} + {b} = {a + b}.\nThe answer is \\boxed{{{a + b}}}."})
     return out
 
 
-class _SFTRows:
-    """Prompt + CoT rows with the loss on the response only (a minimal SFT data source for the fixture)."""
-
-    def __init__(self, tok, recs):
-        self.tok, self.cursor = tok, 0
-        self.rows = [(tok(build_prompt(r["question"], "cot", tok), add_special_tokens=False)["input_ids"],
-                      tok(r["cot"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]) for r in recs]
-
-    def next_batch(self, bs=16):
-        rows = [self.rows[(self.cursor + i) % len(self.rows)] for i in range(bs)]
-        self.cursor += bs
-        L = max(len(p) + len(c) for p, c in rows)
-        ids = torch.full((bs, L), self.tok.pad_token_id)
-        labels = torch.full((bs, L), -100)
-        mask = torch.zeros((bs, L), dtype=torch.long)
-        for i, (p, c) in enumerate(rows):
-            ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[i, : len(p) + len(c)] = 1
-            labels[i, len(p): len(p) + len(c)] = torch.tensor(c)
-        return ids, mask, labels
-
-    def state_dict(self):
-        return {"cursor": self.cursor}
-
-    def load_state_dict(self, s):
-        self.cursor = s["cursor"]
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A 2-layer model that has learned the answer format (and some additions) in ~3 s."""
+    """A 2-layer model SFT'd here through sft/ (the stage's examples, packed batcher and loss) on one-digit
+    additions with CoT, ~20 s on one thread. Measured: it answers ~20% of unseen additions at temperature 1
+    (90% after 300 steps), so rollout groups mix right and wrong outputs and advantages are not all zero."""
     set_threads(1)
     d = tmp_path_factory.mktemp("tiny")
     train = _problems(1000, 0)
     tok = train_tokenizer([r["question"] + " " + r["cot"] for r in train] + [build_prompt("x", "cot", None)],
                           vocab_size=300)
     model = build_model(tok, hidden_size=48, num_layers=2, num_heads=2, max_position_embeddings=256, seed=0)
-
-    def lm_loss(m, b):
-        ids, mask, labels = b
-        return m(input_ids=ids, attention_mask=mask, labels=labels).loss, {}
-
-    TrainLoop(model, lm_loss, _SFTRows(tok, train), out_dir=d / "sft", total_steps=150,
-              optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=10), seed=0).run()
+    examples = tokenize_all(tok, [SFTExample(r["problem_id"], "add", "cot", r["question"], r["cot"]) for r in train],
+                            max_len=256, stats=DataStats())
+    batches = SFTBatches(examples, max_len=256, micro_batch_size=8, pad_id=tok.pad_token_id,
+                         packing=choose_packing("auto", model), seed=0)
+    TrainLoop(model, sft_loss, batches, out_dir=d / "sft", total_steps=200,
+              optim=OptimConfig(lr=1e-2, schedule="cosine", warmup_steps=10), seed=0).run()
     save(model, tok, d / "model")
     rl = _problems(40, 1)
     rl.append({"problem_id": "bad-gold", "question": "What is 1 + 1?", "answer": "\\frac{"})
@@ -107,8 +85,15 @@ def test_prompts_skip_and_count_bad_records(tiny):
         load_prompts([{"data": str(tiny / "rl.jsonl"), "hub": "openai/gsm8k"}])
 
 
+def _boxed_by_hand(text):
+    """The content of the last \\boxed{...} (no nesting in these answers), or None."""
+    found = re.findall(r"\\boxed\{([^{}]*)\}", text)
+    return found[-1].strip() if found else None
+
+
 def test_rollout_batch_matches_generation(tiny):
     src, _ = _source(tiny, micro_batches=2)
+    picked = [src.prompts[i] for i in src.order[:4]]  # the first step's questions, in rollout order
     first = src.next_batch()
     second = src.next_batch()
     assert len(src.queue) == 0 and src.cursor == 4
@@ -124,11 +109,48 @@ def test_rollout_batch_matches_generation(tiny):
         lp, ent = token_logprobs(src.policy, b.rows, with_entropy=True)
         assert torch.allclose(lp, b.ref_logp, atol=1e-5)
         assert (ent >= 0).all()
+
+    # Every number of the step recomputed here from the outputs themselves: decode, read the box, compare
+    # with a + b of the question (our own arithmetic, not the grader's), group by question.
+    tok, eos = src.tokenizer, src.eos
+    rewards, right, lengths, cut, zero_std, advantages = [], [], [], [], [], []
+    for part, b in enumerate((first, second)):
+        for g in range(2):
+            q = picked[2 * part + g]
+            prompt = tok.decode(b.rows.prompt_ids[g][b.rows.prompt_mask[g].bool()])
+            assert prompt == q.prompt
+            a, c = (int(x) for x in re.fullmatch(r"What is (\d+) \+ (\d+)\?", q.question).groups())
+            rows = (b.rows.group == g).nonzero().flatten().tolist()
+            assert len(rows) == 4
+            ok = []
+            for i in rows:
+                ids = b.rows.completion_ids[i][b.rows.completion_mask[i].bool()].tolist()
+                lengths.append(len(ids))
+                cut.append(ids[-1] != eos)
+                assert not cut[-1] or len(ids) == 32  # no EOS: it ran out of the 32-token budget
+                ok.append(_boxed_by_hand(tok.decode(ids, skip_special_tokens=True)) == str(a + c))
+            valid = q.answer != "\\frac{"  # the bad-gold question: no reward, no weight, no vote
+            if not valid:
+                assert b.output_weights[rows].eq(0).all() and b.advantages[rows].eq(0).all()
+                zero_std.append(False)
+                continue
+            right += ok
+            r = torch.tensor(ok, dtype=torch.float64)
+            assert b.rewards[rows].tolist() == r.tolist(), q.question
+            rewards += r.tolist()
+            zero_std.append(bool((r == r[0]).all()))
+            want = torch.zeros(4) if zero_std[-1] else (r - r.mean()) / (r.std(correction=0) + 1e-4)
+            advantages.append(torch.allclose(b.advantages[rows].double(), want.double(), atol=1e-5))
+    assert all(advantages)
     m = first.metrics
-    for key in ("reward_mean", "reward_std", "accuracy", "zero_std_fraction", "completion_len",
-                "truncated_fraction", "gen_s", "reward/correctness"):
-        assert key in m
-    assert 0.0 <= m["zero_std_fraction"] <= 1.0
+    assert m is second.metrics or m == second.metrics
+    assert m["accuracy"] == pytest.approx(sum(right) / 16)  # over all 16 outputs; a bad gold is never right
+    assert m["reward_mean"] == pytest.approx(sum(rewards) / len(rewards))
+    assert m["reward/correctness"] == pytest.approx(sum(rewards) / len(rewards))
+    assert m["zero_std_fraction"] == pytest.approx(sum(zero_std) / 4)
+    assert m["completion_len"] == pytest.approx(sum(lengths) / 16)
+    assert m["truncated_fraction"] == pytest.approx(sum(cut) / 16)
+    assert m["gen_s"] > 0
 
 
 def test_logprobs_of_forward_equal_generation_and_eos_is_an_action(tiny):
@@ -187,10 +209,22 @@ def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
     b = src.next_batch()
     assert b.advantages.shape == b.rows.completion_ids.shape  # (N, T): per-token process advantages
     assert torch.all(b.advantages[b.rows.completion_mask == 0] == 0)
-    for coef in (GRPOCoefficient(beta=0.04), RFTCoefficient()):
+    # Before any update (policy = reference = pi_old) the paper's objectives reduce to numbers computed
+    # here by hand: GRPO = -sum_i w_i mean_t A_{i,t} (ratio 1, k3 KL 0); online RFT = -sum_i w_i [r_i >= 1]
+    # mean_t log pi(o_{i,t}), i.e. SFT on the correct outputs only.
+    mask = b.rows.completion_mask.float()
+    with torch.no_grad():
+        logp, _ = token_logprobs(src.policy, b.rows)
+    per_token_mean = {"grpo": (b.advantages * mask).sum(-1) / mask.sum(-1),
+                      "rft": (logp * mask).sum(-1) / mask.sum(-1) * (b.rewards >= 1.0).float()}
+    assert (b.rewards >= 1.0).any() and (b.rewards < 1.0).any(), "the fixture should give mixed groups"
+    for name, coef in (("grpo", GRPOCoefficient(beta=0.04)), ("rft", RFTCoefficient())):
+        src.policy.zero_grad()
         loss, metrics = make_loss_fn(coef)(src.policy, b)
+        assert float(loss) == pytest.approx(float(-(b.output_weights * per_token_mean[name]).sum()), abs=1e-5), name
         loss.backward()
-        assert torch.isfinite(loss) and metrics["entropy"] >= 0
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in src.policy.parameters()), name
+    assert metrics["kept_fraction"] == pytest.approx(float((b.rewards >= 1.0).float().mean()))
 
     # One group of two outputs: right arithmetic + right answer vs a wrong step + wrong answer.
     texts = ["We add 2 and 6. 2 + 6 = 8.\nThe answer is \\boxed{8}.",
@@ -210,7 +244,7 @@ def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
 def _config(tmp_path, d, **rl):
     cfg = {"name": "rltest", "results_root": str(tmp_path / "results"), "seed": 0,
            "rl": {"prompts": [{"data": str(d / "rl.jsonl"), "schema": "problem"}], "steps": 4, "prompts_per_step": 4, "group_size": 4,
-                  "max_new_tokens": 24, "lr": 1e-3, "save_every": 1, "ref_reset_every": 2,
+                  "max_new_tokens": 32, "lr": 1e-3, "save_every": 1, "ref_reset_every": 2,
                   "rewards": {"correctness": 1.0, "format": 0.1}, **rl}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -259,7 +293,15 @@ def test_killed_run_resumes_exactly(tiny, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), f"weights differ after resume: {k}"
     ra, rb = _rows(tmp_path / "ref"), _rows(tmp_path / "res")
-    assert [r["step"] for r in rb] == [1, 2, 3, 4]
+    assert [r["step"] for r in ra] == [r["step"] for r in rb] == [1, 2, 3, 4]  # one metrics row per step
+    assert all(math.isfinite(r["loss"]) for r in ra)
+    # RL changed the SFT model
+    init = _weights(tiny)
+    assert any(not torch.equal(init[k], a[k]) for k in a), "4 GRPO steps left the SFT weights unchanged"
+    # the reference: the SFT model at step 1 and the step-2 policy at step 3 (ref_reset_every=2), so the KL of
+    # each of those steps' first forward is 0; at steps 2 and 4 the policy has moved one step from it
+    assert ra[0]["kl"] == pytest.approx(0.0, abs=1e-6) and ra[2]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert ra[1]["kl"] > 1e-6 and ra[3]["kl"] > 1e-6, ra
     # same prompts and samples (cursor + RNG) and same reference (KL after the step-2 reset) at steps 3-4
     for x, y in zip(ra, rb):
         for key in ("reward_mean", "accuracy", "completion_len", "kl", "zero_std_fraction"):
