@@ -3,8 +3,11 @@
 Positives are the seed (OpenWebMath in the paper, 500K pages) plus the pages discovered under math
 URL paths in earlier rounds; negatives are random pages of the candidate pool (paper: 500K random
 Common Crawl pages), from round 2 on drawn among the previous round's reliable negatives (see
-corpus.rounds.reliable_negatives). Hyperparameters come from config (paper: dim 256, lr 0.1, word
-n-grams 3, minCount 3, epoch 3). Training data order is shuffled with the round's seed and fastText
+corpus.rounds.reliable_negatives: never a kept page, a positive or a page of a math domain).
+Hyperparameters come from config (paper: dim 256, lr 0.1, word n-grams 3, minCount 3, epoch 3). Every
+round's classifier is checked on held-out pages before it is used (`train_checked`): one that learned
+nothing stops the round with the reason, or with `health.on_fail: auto` is retrained with more updates
+(the paper's settings are tuned for 1M training pages, not a user's few hundred). Training data order is shuffled with the round's seed and fastText
 runs with `thread` threads in a fresh process: with 1 thread the model, hence every score, is
 bit-identical for a seed. A page's score is P(math) from the softmax over the two labels.
 
@@ -24,7 +27,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import fasttext
@@ -44,6 +47,8 @@ OTHER = "__label__other"
 
 @dataclass(frozen=True)
 class FastTextSettings:
+    """fastText's knobs; field names are the keys of the config's `corpus.classifier` (schema defaults)."""
+
     dim: int = 256
     lr: float = 0.1
     word_ngrams: int = 3
@@ -56,9 +61,27 @@ class FastTextSettings:
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int) -> FastTextSettings:
-        return cls(dim=cfg["dim"], lr=cfg["lr"], word_ngrams=cfg["word_ngrams"], min_count=cfg["min_count"],
-                   epoch=cfg["epoch"], bucket=cfg["bucket"], thread=cfg["thread"], max_tokens=cfg["max_tokens"],
-                   seed=seed)
+        """From `corpus.classifier` (validated, so every schema default is filled in); other keys ignored."""
+        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg and f.name != "seed"}, seed=seed)
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The held-out check of every round's classifier (`corpus.classifier.health`)."""
+
+    holdout: float = 0.1
+    min_auc: float = 0.8
+    min_spread: float = 0.3
+    on_fail: str = "stop"
+    auto_tries: int = 3
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> HealthSettings:
+        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+
+
+class UnhealthyClassifierError(RuntimeError):
+    """A round's classifier separates nothing on held-out pages (raised instead of keeping everything)."""
 
 
 def write_training_file(path: str | Path, positives: Iterable[str], negatives: Iterable[str], seed: int) -> dict:
@@ -143,6 +166,92 @@ class MathClassifier:
         return out
 
 
+def roc_auc(pos_scores: Sequence[float], neg_scores: Sequence[float]) -> float:
+    """P(a random positive scores above a random negative), ties counting half (Mann-Whitney U / n+ n-)."""
+    pos, neg = np.asarray(pos_scores, np.float64), np.sort(np.asarray(neg_scores, np.float64))
+    if not len(pos) or not len(neg):
+        return float("nan")
+    below = np.searchsorted(neg, pos, side="left")
+    tied = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * tied).sum() / (len(pos) * len(neg)))
+
+
+def health_report(pos_scores: np.ndarray, neg_scores: np.ndarray) -> dict:
+    """AUC (ranking) and spread (mean P(math) of held-out positives minus negatives: what a 0.5
+    threshold needs; ~0 when every score sits at 0.5, as with too few updates for the settings)."""
+    both = np.concatenate([pos_scores, neg_scores])
+    return {"auc": round(roc_auc(pos_scores, neg_scores), 4),
+            "spread": round(float(pos_scores.mean() - neg_scores.mean()), 4),
+            "positives_mean": round(float(pos_scores.mean()), 4), "negatives_mean": round(float(neg_scores.mean()), 4),
+            "score_min": round(float(both.min()), 6), "score_max": round(float(both.max()), 6),
+            "held_out_positives": len(pos_scores), "held_out_negatives": len(neg_scores)}
+
+
+def auto_settings(settings: FastTextSettings, attempt: int) -> FastTextSettings:
+    """`health.on_fail: auto`, try `attempt` (1, 2, ...) after the configured settings failed.
+
+    fastText's learning rate decays linearly to zero over epoch x (training tokens) updates and the
+    output layer starts at zero, so a few hundred pages with the paper's lr 0.1 and 3 epochs (tuned for
+    1M pages) leave every P(math) within ~1e-4 of 0.5. Each try multiplies the updates: lr doubled from
+    at least 0.25 (0.5, 1.0 at most) and epochs at least 20 x 2^(attempt-1) (20, 40, 80).
+    """
+    return replace(settings, lr=min(1.0, max(settings.lr, 0.25) * 2 ** attempt),
+                   epoch=max(settings.epoch, 20 * 2 ** (attempt - 1)))
+
+
+def _split(texts: Sequence[str], fraction: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """(train, held out): `fraction` of the texts (at least one, if there are two or more) held out."""
+    order = rng.permutation(len(texts))
+    k = max(1, round(fraction * len(texts))) if len(texts) >= 2 else 0
+    return [texts[i] for i in order[k:]], [texts[i] for i in order[:k]]
+
+
+def train_checked(positives: Sequence[str], negatives: Sequence[str], settings: FastTextSettings,
+                  health: HealthSettings, workdir: str | Path, round_: int) -> tuple[MathClassifier, dict]:
+    """Train a round's classifier and check it on held-out pages before the round uses it.
+
+    `health.holdout` of the positives and of the negatives are held out; a model trained on the rest
+    must rank them (AUC >= min_auc) and separate them (spread >= min_spread). If it does, the round's
+    model is trained on all pages with the same settings (so a healthy configuration gives exactly the
+    model it gave without the check). If not: `stop` raises UnhealthyClassifierError naming the round,
+    the example counts and the likely cause; `auto` retries with `auto_settings` (more updates) up to
+    `auto_tries` times and keeps the first healthy settings. Nothing is ever kept by a classifier that
+    learned nothing.
+    """
+    rng = np.random.default_rng(settings.seed)
+    pos_tr, pos_ho = _split(positives, health.holdout, rng)
+    neg_tr, neg_ho = _split(negatives, health.holdout, rng)
+    if not pos_ho or not neg_ho:
+        raise UnhealthyClassifierError(
+            f"round {round_}: cannot check the math classifier with {len(positives)} positives and "
+            f"{len(negatives)} negatives (at least 2 of each are needed to hold one out)")
+    tries = [settings] + ([auto_settings(settings, k) for k in range(1, health.auto_tries + 1)]
+                          if health.on_fail == "auto" else [])
+    checks = []
+    for attempt, st in enumerate(tries):
+        clf, _ = MathClassifier.train(pos_tr, neg_tr, st, workdir)
+        report = {"attempt": attempt, "lr": st.lr, "epoch": st.epoch,
+                  **health_report(clf.score(pos_ho), clf.score(neg_ho))}
+        checks.append(report)
+        log.info("round %d: classifier check %s", round_, report)
+        if report["auc"] >= health.min_auc and report["spread"] >= health.min_spread:
+            clf, info = MathClassifier.train(positives, negatives, st, workdir)
+            return clf, {**info, "health": {"passed": True, "adapted": attempt > 0, "checks": checks}}
+    last = checks[-1]
+    cause = ("every score sits near 0.5: too few updates for these settings (fastText's lr decays to 0 over "
+             f"epoch x tokens; {len(pos_tr) + len(neg_tr)} training pages x {st.epoch} epochs at lr {st.lr}); "
+             "raise corpus.classifier.epoch / lr, add seed pages, or set corpus.classifier.health.on_fail: auto"
+             if last["spread"] < health.min_spread and last["auc"] >= health.min_auc else
+             "the held-out positives and negatives are not told apart: the negatives may be mostly math (a "
+             "math-rich pool, or discovered positives from non-math domains) or the seed too small")
+    raise UnhealthyClassifierError(
+        f"round {round_}: the math classifier learned nothing usable: held-out AUC {last['auc']:.3f} "
+        f"(min {health.min_auc}), mean P(math) {last['positives_mean']:.4f} on {len(pos_ho)} held-out positives vs "
+        f"{last['negatives_mean']:.4f} on {len(neg_ho)} negatives (spread {last['spread']:.4f}, min "
+        f"{health.min_spread}); trained on {len(pos_tr)} positives and {len(neg_tr)} negatives, "
+        f"{len(checks)} setting(s) tried. Likely cause: {cause}")
+
+
 def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, exclude_urls: pa.Array,
                           n_negatives: int, seed: int, negative_ids: pa.Array | None = None
                           ) -> tuple[list[str], list[str]]:
@@ -159,7 +268,7 @@ def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, 
     rng = np.random.default_rng(seed)
     candidates = []
     positives: list[str] = []
-    for path in pool:
+    for path in tqdm(pool, desc="training pages", unit="shard", disable=len(pool) < 20):
         table = read_table(path, ["id", "url", "text"])
         is_pos = pc.is_in(table.column("id"), value_set=discovered_ids)
         positives += table.filter(is_pos).column("text").to_pylist()
@@ -213,10 +322,18 @@ def _train_main(args, cfg: dict) -> None:
     discovered, negatives = sample_training_pages(args.pool, discovered_ids, exclude_urls, n_negatives, settings.seed,
                                                   negative_ids)
     discovered = discovered[:room]
+    if not negatives:
+        raise UnhealthyClassifierError(
+            f"round {args.round}: cannot train the math classifier with {len(seed_texts) + len(discovered)} positives "
+            f"and 0 negatives: every pool page is a seed page, a discovered positive, "
+            + ("or was kept by (or lies in a math domain of) an earlier round: the pool is nearly all math or the "
+               f"previous round kept nearly everything (see round {args.round - 1}'s train.json health)"
+               if negative_ids is not None else "or the pool is empty"))
     log.info("round %d: training on %d seed + %d discovered positives and %d negatives", args.round,
              len(seed_texts), len(discovered), len(negatives))
+    health = HealthSettings.from_config(ccfg["health"])
     with atomic_path(args.output) as tmp:
-        clf, info = MathClassifier.train(seed_texts + discovered, negatives, settings, tmp.parent)
+        clf, info = train_checked(seed_texts + discovered, negatives, settings, health, tmp.parent, args.round)
         clf.save(tmp)
     write_json(args.stats, {"step": "train", "round": args.round, "seed_positives": len(seed_texts),
                             "discovered_positives": len(discovered), **info})

@@ -10,6 +10,10 @@ seed of the next round. The annotator is pluggable:
   belongs to that folder) and proposes the prefixes with at least `min_pages` pages whose median
   score is at least `min_score`. Below the keep threshold but clearly above "not math", the median
   catches a folder where the classifier is unsure page by page but right on the whole.
+- `CollectedPathAnnotator`: the paper's domain rule one level down: a path prefix with more than
+  `min_kept_fraction` of its pages (>= `min_pages`) collected by the round is math. Being a property of
+  what the round kept, it finds a math site's question folder even where its page scores sit just
+  below the threshold, and it never annotates a folder the classifier rejected as a whole.
 - `RulesPathAnnotator`: a rules file of `<domain glob> <path glob>` lines (fnmatch, `#` comments),
   e.g. `mathoverflow.net /questions/*`, the paper's manual annotation written down once.
 """
@@ -63,8 +67,9 @@ class PathAnnotator(ABC):
     """Decides which URL paths of a math domain hold math pages."""
 
     @abstractmethod
-    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float]) -> list[str]:
-        """Path annotations of `domain` (its pages' urls and scores given), as printable patterns."""
+    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float],
+                 kept: Sequence[bool] | None = None) -> list[str]:
+        """Path annotations of `domain` (its pages' urls, scores and kept flags given), as printable patterns."""
 
     @abstractmethod
     def matches(self, url: str, annotations: Sequence[str]) -> bool:
@@ -75,12 +80,33 @@ class ScorePathAnnotator(PathAnnotator):
     def __init__(self, depth: int = 1, min_pages: int = 3, min_score: float = 0.3):
         self.depth, self.min_pages, self.min_score = depth, min_pages, min_score
 
-    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float]) -> list[str]:
+    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float],
+                 kept: Sequence[bool] | None = None) -> list[str]:
         groups: dict[str, list[float]] = defaultdict(list)
         for url, score in zip(urls, scores):
             groups[path_prefix(url, self.depth)].append(float(score))
         return sorted(p for p, s in groups.items()
                       if len(s) >= self.min_pages and statistics.median(s) >= self.min_score)
+
+    def matches(self, url: str, annotations: Sequence[str]) -> bool:
+        return path_prefix(url, self.depth) in annotations
+
+
+class CollectedPathAnnotator(PathAnnotator):
+    def __init__(self, depth: int = 1, min_pages: int = 3, min_kept_fraction: float = 0.1):
+        self.depth, self.min_pages, self.min_kept_fraction = depth, min_pages, min_kept_fraction
+
+    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float],
+                 kept: Sequence[bool] | None = None) -> list[str]:
+        if kept is None:
+            raise ValueError("the collected-path annotator needs the round's kept flags")
+        pages: dict[str, int] = defaultdict(int)
+        n_kept: dict[str, int] = defaultdict(int)
+        for url, k in zip(urls, kept):
+            prefix = path_prefix(url, self.depth)
+            pages[prefix] += 1
+            n_kept[prefix] += bool(k)
+        return sorted(p for p, n in pages.items() if n >= self.min_pages and n_kept[p] / n > self.min_kept_fraction)
 
     def matches(self, url: str, annotations: Sequence[str]) -> bool:
         return path_prefix(url, self.depth) in annotations
@@ -107,7 +133,8 @@ class RulesPathAnnotator(PathAnnotator):
             rules.append((parts[0].lower(), parts[1]))
         return cls(rules)
 
-    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float]) -> list[str]:
+    def annotate(self, domain: str, urls: Sequence[str], scores: Sequence[float],
+                 kept: Sequence[bool] | None = None) -> list[str]:
         return [path for dom, path in self.rules if fnmatch.fnmatchcase(domain, dom)]
 
     def matches(self, url: str, annotations: Sequence[str]) -> bool:
@@ -121,4 +148,6 @@ def build_annotator(cfg: dict) -> PathAnnotator:
         if not cfg.get("rules_file"):
             raise ValueError("corpus.domains.annotator is `rules` but corpus.domains.rules_file is not set")
         return RulesPathAnnotator.from_file(cfg["rules_file"])
+    if cfg["annotator"] == "collected":
+        return CollectedPathAnnotator(cfg["path_depth"], cfg["path_min_pages"], cfg["path_min_kept_fraction"])
     return ScorePathAnnotator(cfg["path_depth"], cfg["path_min_pages"], cfg["path_min_score"])

@@ -69,14 +69,31 @@ def select_mask(scores: np.ndarray, n_tokens: np.ndarray, ids: list[str], mode: 
                 token_budget: int) -> np.ndarray:
     """Pages kept: score >= threshold; in `token_budget` mode also the best-scored pages (ties by id)
     whose cumulative words fit the budget (the paper keeps the top 40B tokens of round 1)."""
-    keep = scores >= threshold
+    return ~drop_reasons(scores, n_tokens, ids, mode, threshold, token_budget).astype(bool)
+
+
+BELOW_THRESHOLD, OVER_BUDGET = "below_threshold", "over_token_budget"
+
+
+def drop_reasons(scores: np.ndarray, n_tokens: np.ndarray, ids: list[str], mode: str, threshold: float,
+                 token_budget: int) -> np.ndarray:
+    """Per page: "" if kept, else what dropped it: `below_threshold` (score < threshold, checked first)
+    or `over_token_budget` (above the threshold but past the budget of the ranked pages)."""
+    reasons = np.where(scores >= threshold, "", BELOW_THRESHOLD).astype(object)
     if mode == "token_budget":
         order = np.lexsort((np.array(ids, dtype=object).astype(str), -scores))
         cum = np.cumsum(n_tokens[order])
         in_budget = np.zeros(len(scores), dtype=bool)
         in_budget[order[cum <= token_budget]] = True
-        keep &= in_budget
-    return keep
+        reasons[(reasons == "") & ~in_budget] = OVER_BUDGET
+    return reasons
+
+
+def round_budget(sel: dict, round_: int) -> int:
+    """Words kept by round r in token_budget mode: `token_budget` in round 1 (paper 40B), then
+    `final_token_budget` (paper: 120B after four rounds) where set."""
+    final = sel.get("final_token_budget")
+    return int(sel["token_budget"] if round_ == 1 or final is None else final)
 
 
 def overlap(kept_ids: set[str], prev_ids: set[str]) -> float:
@@ -114,7 +131,12 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
     s = scores.column("score").to_numpy()
     n_tok = scores.column("n_tokens").to_numpy()
     sel = cfg["select"]
-    keep = select_mask(s, n_tok, ids, sel["mode"], sel["threshold"], sel["token_budget"])
+    reasons = drop_reasons(s, n_tok, ids, sel["mode"], sel["threshold"], round_budget(sel, round_))
+    keep = reasons == ""
+    kept_share = float(keep.mean()) if len(keep) else 0.0
+    if kept_share > 0.5:
+        log.warning("round %d keeps %.1f%% of the pool (%d pages): fine for a math-rich pool, a sign of a classifier "
+                    "that learned little for Common Crawl (see train.json health)", round_, 100 * kept_share, keep.sum())
     kept_ids = [i for i, k in zip(ids, keep) if k]
 
     prev_first = {}
@@ -139,7 +161,7 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
     report = {}
     new_pos: list[int] = []
     for d, rows in by_domain.items():
-        paths = annotator.annotate(d, [urls[i] for i in rows], [s[i] for i in rows])
+        paths = annotator.annotate(d, [urls[i] for i in rows], [s[i] for i in rows], [bool(keep[i]) for i in rows])
         under = [i for i in rows if annotator.matches(urls[i], paths)]
         fresh = [i for i in under if not keep[i] and ids[i] not in known]
         new_pos += fresh
@@ -151,9 +173,14 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
                      schema=POSITIVES_SCHEMA)
     positives = added if prev_positives is None else pa.concat_tables([prev_positives.cast(POSITIVES_SCHEMA), added])
 
+    # Next round's negatives never come from pages kept, taken as positives, or of a math domain: a math
+    # site found this round (more than 10% of it collected) is not evidence of "other" (measured in
+    # benchmarks/bench_corpus_real.py: math pages among the negatives).
     pos_ids = set(positives.column("id").to_pylist())
+    math_domain = set(found)
+    excluded = keep | np.array([i in pos_ids or d in math_domain for i, d in zip(ids, domains)], dtype=bool)
     negatives = pa.table({"id": reliable_negatives(
-        ids, s, keep | np.array([i in pos_ids for i in ids], dtype=bool), cfg["classifier"]["negatives_quantile"],
+        ids, s, excluded, cfg["classifier"]["negatives_quantile"],
         set(prev_negatives.column("id").to_pylist()) if prev_negatives is not None else None)}, schema=NEGATIVES_SCHEMA)
 
     ov = overlap(set(kept_ids), set(prev_first)) if prev_kept is not None else None
@@ -163,6 +190,9 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
         "overlap_with_previous": ov, "converged": converged, "converged_at": round_ if converged else None,
         "carried_over_from": None, "math_domains": len(found), "new_positives": len(new_pos),
         "positives_total": positives.num_rows, "reliable_negatives": negatives.num_rows,
+        "dropped": {r: int((reasons == r).sum()) for r in (BELOW_THRESHOLD, OVER_BUDGET) if (reasons == r).any()},
+        "dropped_tokens": {r: int(n_tok[reasons == r].sum()) for r in (BELOW_THRESHOLD, OVER_BUDGET)
+                           if (reasons == r).any()},
     }
     return kept, positives, negatives, report, state
 
@@ -214,9 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     total_tokens = int(pc.sum(scores.column("n_tokens")).as_py() or 0)
     stats.docs_in, stats.tokens_in = scores.num_rows, total_tokens
     stats.docs_out, stats.tokens_out = kept.num_rows, state["kept_tokens"]
-    mode = cfg["corpus"]["select"]["mode"]
-    stats.dropped["not_selected_" + mode] = scores.num_rows - kept.num_rows
-    stats.dropped_tokens["not_selected_" + mode] = total_tokens - state["kept_tokens"]
+    for reason, n in state["dropped"].items():
+        stats.dropped[reason] = n
+    stats.dropped_tokens.update(state.pop("dropped_tokens"))
     stats.extra = {k: state[k] for k in ("overlap_with_previous", "converged", "math_domains",
                                          "new_positives", "positives_total")}
     _write_parquet(args.kept, kept)

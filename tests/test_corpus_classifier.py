@@ -12,7 +12,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from corpus.classifier import FastTextSettings, MathClassifier, sample_training_pages, write_training_file
+from corpus.classifier import (
+    FastTextSettings,
+    HealthSettings,
+    MathClassifier,
+    UnhealthyClassifierError,
+    auto_settings,
+    roc_auc,
+    sample_training_pages,
+    train_checked,
+    write_training_file,
+)
 from corpus.document import Document
 from corpus.shards import write_docs
 from corpus.text import classifier_tokens
@@ -106,3 +116,62 @@ def test_sampler_draws_negatives_from_allowed_pages_only(tmp_path):
     _, neg2 = sample_training_pages(shards, discovered, seed_urls, n_negatives=40, seed=0, negative_ids=allowed)
     assert sorted(neg2) == sorted(f"page 0 {i}" for i in range(10, 20))  # capped by what is allowed
     assert sample_training_pages(shards, discovered, seed_urls, 40, seed=0) == (pos, neg)  # deterministic
+
+
+def test_settings_are_built_from_the_config_dict_generically():
+    cfg = {"dim": 64, "lr": 0.3, "word_ngrams": 2, "min_count": 1, "epoch": 5, "bucket": 5000, "thread": 1,
+           "max_tokens": 100, "positives": 10, "negatives": 10, "health": {"on_fail": "auto"}}
+    st = FastTextSettings.from_config(cfg, seed=3)
+    assert (st.dim, st.lr, st.word_ngrams, st.min_count, st.epoch, st.bucket, st.max_tokens, st.seed) == \
+        (64, 0.3, 2, 1, 5, 5000, 100, 3)
+    assert HealthSettings.from_config({"on_fail": "auto", "min_auc": 0.7}) == HealthSettings(on_fail="auto", min_auc=0.7)
+
+
+def test_roc_auc_counts_ties_as_half():
+    # pairs (pos, neg): 0.9>0.1, 0.9>0.8, 0.8>0.1, 0.8=0.8 (half) -> 3.5 / 4
+    assert roc_auc([0.9, 0.8], [0.1, 0.8]) == 0.875
+    assert roc_auc([0.5, 0.5], [0.5]) == 0.5 and roc_auc([0.2], [0.9]) == 0.0
+
+
+def test_auto_settings_add_updates_step_by_step():
+    paper = FastTextSettings(lr=0.1, epoch=3)
+    assert [(auto_settings(paper, k).lr, auto_settings(paper, k).epoch) for k in (1, 2, 3)] == \
+        [(0.5, 20), (1.0, 40), (1.0, 80)]
+    big = FastTextSettings(lr=0.8, epoch=100)
+    assert (auto_settings(big, 1).lr, auto_settings(big, 1).epoch) == (1.0, 100)  # never fewer updates
+
+
+# The paper's settings (dim 256, lr 0.1, word n-grams 3, min count 3, epoch 3), the bucket count scaled
+# down from 2M (a 2 GB model) for a test.
+PAPER = FastTextSettings(dim=256, lr=0.1, word_ngrams=3, min_count=3, epoch=3, bucket=20000, thread=1,
+                         max_tokens=500, seed=3)
+
+
+def test_paper_settings_on_a_few_hundred_pages_stop_with_the_reason_or_adapt(tmp_path):
+    math, other = _real_texts()
+    rng = random.Random(2)
+    pos, neg = rng.sample(math, 150), rng.sample(other, 150)
+    with pytest.raises(UnhealthyClassifierError, match=r"round 2: .*135 positives and 135 negatives.*near 0\.5"):
+        train_checked(pos, neg, PAPER, HealthSettings(on_fail="stop"), tmp_path, round_=2)
+    clf, info = train_checked(pos, neg, PAPER, HealthSettings(on_fail="auto"), tmp_path, round_=2)
+    checks = info["health"]["checks"]
+    assert checks[0]["spread"] < 0.01 and checks[0]["score_max"] - checks[0]["score_min"] < 0.01  # learned nothing
+    assert info["health"]["passed"] and info["health"]["adapted"]
+    assert checks[-1]["auc"] >= 0.8 and checks[-1]["spread"] >= 0.3
+    assert info["positives"] == 150 and info["settings"]["epoch"] > 3  # the final model: all pages, adapted settings
+    assert (clf.score(math[:50]) >= 0.5).mean() > (clf.score(other[:50]) >= 0.5).mean()
+
+
+def test_healthy_settings_give_the_model_they_gave_without_the_check(tmp_path):
+    rng = random.Random(1)
+    pos = [" ".join(rng.choice(["x", "=", "\\frac", "{", "}", "2", "sum", "prove"]) for _ in range(60)) for _ in range(80)]
+    neg = [" ".join(rng.choice(["the", "shop", "price", "2", "visit", "today", "news"]) for _ in range(60))
+           for _ in range(80)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    checked, info = train_checked(pos, neg, SMALL, HealthSettings(), tmp_path / "a", round_=1)
+    plain, _ = MathClassifier.train(pos, neg, SMALL, tmp_path / "b")
+    assert info["health"]["passed"] and not info["health"]["adapted"]
+    assert np.array_equal(checked.score(pos[:5] + neg[:5]), plain.score(pos[:5] + neg[:5]))
+    with pytest.raises(UnhealthyClassifierError, match="at least 2 of each"):
+        train_checked(pos, neg[:1], SMALL, HealthSettings(), tmp_path / "a", round_=3)

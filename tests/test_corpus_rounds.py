@@ -13,6 +13,7 @@ import pytest
 
 from corpus.document import Document
 from corpus.domains import (
+    CollectedPathAnnotator,
     RulesPathAnnotator,
     ScorePathAnnotator,
     build_annotator,
@@ -22,7 +23,7 @@ from corpus.domains import (
 )
 from corpus.filters import IdSetFilter, MinTokensFilter, StepStats, apply_filter, count_in, count_out
 from corpus.funnel import aggregate, build_funnel, to_markdown
-from corpus.rounds import overlap, reliable_negatives, select_mask, select_round
+from corpus.rounds import drop_reasons, overlap, reliable_negatives, round_budget, select_mask, select_round
 
 CFG = {
     "select": {"mode": "threshold", "threshold": 0.5, "token_budget": 10**9},
@@ -110,6 +111,34 @@ def test_select_by_threshold_and_by_token_budget():
     assert select_mask(scores, tokens, ids, "token_budget", 0.8, 500).tolist() == [True, False, True, False, False]
 
 
+def test_drops_are_named_by_what_dropped_them():
+    scores = np.array([0.9, 0.6, 0.95, 0.4, 0.7])
+    tokens = np.array([100, 100, 300, 100, 100])
+    ids = ["a", "b", "c", "d", "e"]
+    # d is under the threshold; b is above it but ranked past the 500-word budget (c, a, e fit)
+    assert drop_reasons(scores, tokens, ids, "token_budget", 0.5, 500).tolist() == \
+        ["", "over_token_budget", "", "below_threshold", ""]
+    assert drop_reasons(scores, tokens, ids, "threshold", 0.5, 1).tolist() == ["", "", "", "below_threshold", ""]
+
+
+def test_round_budgets_are_the_papers_40b_then_the_final_size():
+    sel = {"token_budget": 40_000_000_000, "final_token_budget": 120_000_000_000}
+    assert [round_budget(sel, r) for r in (1, 2, 4)] == [40_000_000_000, 120_000_000_000, 120_000_000_000]
+    assert round_budget({"token_budget": 7, "final_token_budget": None}, 3) == 7
+
+
+def test_collected_annotator_applies_the_domain_rule_to_paths():
+    ann = CollectedPathAnnotator(depth=1, min_pages=3, min_kept_fraction=0.1)
+    urls = ([f"https://s.org/questions/{i}" for i in range(20)] + [f"https://s.org/users/{i}" for i in range(10)]
+            + [f"https://s.org/tags/{i}" for i in range(10)] + ["https://s.org/a/1", "https://s.org/a/2"])
+    # 3/20 questions collected (15% > 10%), 1/10 users (exactly 10%: not more), 0 tags, 2/2 under /a/ (< 3 pages)
+    kept = [i < 3 for i in range(20)] + [i == 0 for i in range(10)] + [False] * 10 + [True, True]
+    assert ann.annotate("s.org", urls, [0.0] * len(urls), kept) == ["/questions/"]
+    assert ann.matches("https://s.org/questions/99/t", ["/questions/"])
+    with pytest.raises(ValueError, match="kept flags"):
+        ann.annotate("s.org", urls, [0.0] * len(urls))
+
+
 def test_overlap():
     assert overlap({"a", "b", "c", "d"}, {"a", "b", "c", "x"}) == 0.75
     assert overlap(set(), set()) == 1.0 and overlap(set(), {"a"}) == 0.0
@@ -141,6 +170,9 @@ def test_select_round_discovers_paths_and_converges():
     # the unkept pages under /questions/ become next round's positives; jobs pages do not
     assert pos.column("id").to_pylist() == [f"s0000-{i:07d}" for i in range(6, 9)]
     assert not set(neg.column("id").to_pylist()) & (set(kept.column("id").to_pylist()) | set(pos.column("id").to_pylist()))
+    # no page of the math domain m.org is a negative (its low-scored /jobs/ pages neither): only shop.com
+    assert {i for i in neg.column("id").to_pylist()} <= {f"s0001-{i:07d}" for i in range(10)}
+    assert state["dropped"] == {"below_threshold": 24 - 6}  # 14 m.org + 10 shop.com pages, 6 kept
     # round 2: the same pages kept -> overlap 1.0 -> converged; first_round carried
     kept2, pos2, _, _, state2 = select_round(_scores(rows), 2, CFG, kept, pos, neg)
     assert state2["overlap_with_previous"] == 1.0 and state2["converged"] and state2["converged_at"] == 2
