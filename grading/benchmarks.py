@@ -18,8 +18,6 @@ counted; `Benchmark.skipped` keeps "file:line: reason" for each. Hub datasets lo
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading.answer_extraction import boxed_answer
+from pipeline.io import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -225,18 +224,8 @@ def detect_schema(rec: dict) -> str:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict | str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            loc = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield loc, f"bad JSON: {e}"
-                continue
-            yield loc, rec if isinstance(rec, dict) else f"expected a JSON object, got {type(rec).__name__}"
+    for where, rec, reason in iter_jsonl(path):  # a bad line comes as its reason, skipped and counted by the caller
+        yield where, rec if rec is not None else reason
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[str, dict | str]]:

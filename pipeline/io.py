@@ -76,36 +76,45 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
-               on_skip: Callable[[str, str], None] | None = None, with_location: bool = False) -> Iterator:
-    """Yield JSON objects from a (optionally gzipped) JSONL file; `("file:line", object)` pairs with
-    `with_location`. The project's one JSONL reader.
-
-    A malformed line raises ValueError naming the file and line. With strict=False it is skipped
-    instead: reported to `on_skip(reason, "file:line")` (a caller's counter), else logged.
-    """
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict | None, str | None]]:
+    """Every non-blank line of a (optionally gzipped) JSONL file, in order, as ("file:line", object, None)
+    or ("file:line", None, reason) for a line that is not a JSON object. The project's one JSONL parser;
+    `read_jsonl` is the usual way in."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except ValueError as e:
-                reason = f"bad JSON ({getattr(e, 'msg', e)})"
+                yield where, None, f"bad JSON ({getattr(e, 'msg', e)})"
+                continue
+            if isinstance(obj, dict):
+                yield where, obj, None
             else:
-                if isinstance(obj, dict):
-                    yield (f"{path}:{lineno}", obj) if with_location else obj
-                    continue
-                reason = f"not a JSON object (a {type(obj).__name__})"
-            where = f"{path}:{lineno}"
-            if strict:
-                raise ValueError(f"{where}: bad JSON record: {reason}")
-            if on_skip is not None:
-                on_skip(reason, where)
-            else:
-                log.warning("skipped %s: %s", where, reason)
+                yield where, None, f"not a JSON object (a {type(obj).__name__})"
+
+
+def read_jsonl(path: str | os.PathLike, *, strict: bool = True,
+               on_skip: Callable[[str, str], None] | None = None, with_location: bool = False) -> Iterator:
+    """Yield JSON objects from a (optionally gzipped) JSONL file; `("file:line", object)` pairs with
+    `with_location`.
+
+    A malformed line raises ValueError naming the file and line. With strict=False it is skipped
+    instead: reported to `on_skip(reason, "file:line")` (a caller's counter), else logged.
+    """
+    for where, obj, reason in iter_jsonl(path):
+        if obj is not None:
+            yield (where, obj) if with_location else obj
+        elif strict:
+            raise ValueError(f"{where}: bad JSON record: {reason}")
+        elif on_skip is not None:
+            on_skip(reason, where)
+        else:
+            log.warning("skipped %s: %s", where, reason)
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from corpus.decontaminate import NgramMatcher
 from grading.benchmarks import load_benchmark
 from grading.prompts import build_prompt, user_message
-from pipeline.io import read_jsonl
+from pipeline.io import iter_jsonl
 from sft.formats import FORMATS, check_response, gsm8k_solution_to_cot, masked_spans
 from sft.packing import IGNORE, TokenizedExample
 
@@ -118,10 +118,8 @@ def _records(src: SFTSource):
                 yield f"{path}:row {row}", rec
                 row += 1
         return
-    bad: list[tuple[str, str]] = []
-    yield from read_jsonl(path, strict=False, on_skip=lambda reason, where: bad.append((where, reason)),
-                          with_location=True)
-    yield from bad  # (location, reason): counted and skipped by the caller
+    for where, rec, reason in iter_jsonl(path):  # a bad line comes as its reason, skipped and counted by the caller
+        yield where, rec if rec is not None else reason
 
 
 def load_examples(sources: list[SFTSource], formats: list[str], stats: DataStats | None = None

@@ -94,7 +94,7 @@ def test_bad_records_are_skipped_counted_and_located(tmp_path):
     assert b.num_records == 7 and len(b.skipped) == 5
     assert b.skipped[0].startswith(f"{path}:2: bad JSON")
     assert b.skipped[1] == f"{path}:3: 'answer' has no final answer after '####'"
-    assert b.skipped[2].startswith(f"{path}:4: expected a JSON object")
+    assert b.skipped[2] == f"{path}:4: not a JSON object (a list)"
     assert b.skipped[3] == f"{path}:6: field 'question' missing or empty"
     assert b.skipped[4] == f"{path}:8: duplicate problem_id 'dup'"
     assert b.summary()["num_skipped"] == 5
