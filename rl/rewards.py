@@ -2,8 +2,8 @@
 
 The paper trains GRPO against a learned reward model (§4.2); our reward is rule-based, as DESIGN.md
 ("RL") fixes: the final answer checked by the *same* grader evaluation uses (`grading.grader.grade_many`,
-called with the same options evaluation uses, truncation rule included; rl/grading.py runs it behind a
-time limit so one pathological output cannot stall a run), so RL optimizes exactly what
+called with the same options evaluation uses, truncation rule included; it bounds each output's time, so
+one pathological output cannot stall a run; rl/grading.py adapts it), so RL optimizes exactly what
 eval measures. Program-of-thought completions are graded by running their program in the sandbox
 (the grader's `execute_code` option).
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from rl.grading import GuardedGrader
+from rl.grading import RewardGrader
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class RewardInput:
     texts: list[str]
     golds: list[str]
     finish_reasons: list[str]
-    grader: GuardedGrader
+    grader: RewardGrader
     fmt: str = "cot"
     _verdicts: list[dict] | None = None
 
@@ -105,7 +105,7 @@ class RewardFunction:
         if not weights:
             raise ValueError("rl.rewards must name at least one reward term")
         self.weights = {k: float(v) for k, v in weights.items()}
-        self.grader = GuardedGrader(workers=workers, timeout=timeout, code_timeout=code_timeout)
+        self.grader = RewardGrader(workers=workers, timeout=timeout, code_timeout=code_timeout)
 
     def __call__(self, texts: Sequence[str], golds: Sequence[str], finish_reasons: Sequence[str], *,
                  fmt: str = "cot") -> Scores:

@@ -256,3 +256,39 @@ def test_numeric_and_missing_golds():
     assert grade("\\boxed{0.5}", 0.5).correct
     assert grade("\\boxed{1}", None).status == "unparseable_gold"
     assert grade(None, "1").status == "no_answer"
+
+
+# ------------------------------------------------------------------ bad input, grader version
+
+
+def test_empty_or_non_string_completions_get_no_answer():
+    verdicts = grade_many([("", "1"), (None, "1"), (42, "42"), (["\\boxed{1}"], "1"), ("   ", "1")])
+    assert [v.status for v in verdicts] == ["no_answer"] * 5 and not any(v.correct for v in verdicts)
+
+
+def test_an_unparseable_gold_is_reported_once_with_its_id(caplog):
+    gold = "\\frac{12345}{678"  # unbalanced: a typo in a data set, repeated for every sample of the problem
+    with caplog.at_level("WARNING", logger="grading.grader"):
+        verdicts = grade_many([("\\boxed{1}", gold)] * 3 + [("\\boxed{2}", "2")], ids=["p7#0", "p7#1", "p7#2", "p8"])
+    assert [v.status for v in verdicts] == ["unparseable_gold"] * 3 + ["ok"]
+    reports = [r.getMessage() for r in caplog.records if "unparseable gold" in r.getMessage()]
+    assert len(reports) == 1 and "p7#0" in reports[0] and repr(gold) in reports[0]
+
+
+def test_grader_version_hashes_every_source_of_the_package(tmp_path):
+    from grading.grader import GRADER_VERSION, source_version
+
+    package = ROOT / "grading"
+    assert GRADER_VERSION == source_version(package)
+    copy = tmp_path / "grading"
+    copy.mkdir()
+    for path in package.glob("*.py"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    assert source_version(copy) == GRADER_VERSION
+    seen = {GRADER_VERSION}
+    for name in ("latex_arith.py", "normalize.py", "grade.py"):  # latex_arith.py was once left out
+        (copy / name).write_bytes((copy / name).read_bytes() + b"\n# changed\n")
+        seen.add(source_version(copy))
+    (copy / "new_module.py").write_text("X = 1\n")
+    seen.add(source_version(copy))
+    assert len(seen) == 5

@@ -1,6 +1,8 @@
 """RL rewards: the shared grader behind `correctness`, skip-and-count for unparseable golds, the
 registry, and the rule-based step rewards for process supervision (DeepSeekMath §4.1.2)."""
 
+import time
+
 import pytest
 
 from rl.rewards import REWARDS, RewardFunction, split_steps, step_rewards_arithmetic
@@ -59,32 +61,36 @@ def test_step_rewards_arithmetic():
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
 
 
-def serve_hanging_on_marker():
-    """A grader child that hangs (as a pathological regex would) on any output containing HANG."""
-    import time
+def handle_hanging_on_marker(task: dict) -> dict:
+    """The grader's worker handler, except that it hangs in C code (a backtracking regex, which no alarm
+    interrupts) on any output containing HANG, as a pathological answer could."""
+    import re
 
-    import rl.grading as grading
+    from grading.grader import handle
 
-    real = grading._grade_batch
-
-    def hang_or_grade(request):
-        if any("HANG" in completion for completion, _ in request["pairs"]):
-            time.sleep(600)
-        return real(request)
-
-    grading._grade_batch = hang_or_grade
-    grading.serve()
+    if "HANG" in task.get("c", ""):
+        re.match(r"(a+)+$", "a" * 64 + "b")
+    return handle(task)
 
 
 def test_a_grader_over_its_time_limit_gives_timeout_verdicts_not_a_hang():
-    from rl.grading import GuardedGrader
+    from rl.grading import RewardGrader
 
-    g = GuardedGrader(batch_limit_s=2.0, item_limit_s=1.0, entry="tests.test_rl_rewards:serve_hanging_on_marker")
+    g = RewardGrader(timeout=1.0, handler="tests.test_rl_rewards:handle_hanging_on_marker")
     try:
+        t0 = time.monotonic()
         got = g.grade([("The answer is \\boxed{5}", "5"), ("HANG \\boxed{6}", "5"), ("\\boxed{6}", "5")],
                       [False, False, False])
         assert [v["status"] for v in got] == ["ok", "timeout", "ok"] and g.timeouts == 1
         assert got[0]["correct"] and not got[2]["correct"]
-        assert g.grade([("\\boxed{7}", "7")], [False])[0]["correct"]  # a fresh child after the kill
+        assert time.monotonic() - t0 < 10
+        assert g.grade([("\\boxed{7}", "7")], [False])[0]["correct"]  # a fresh worker after the kill
     finally:
         g.close()
+    assert not g.pool._idle  # closing stopped its workers
+
+
+def test_rewards_grade_bad_outputs_without_raising():
+    fn = RewardFunction({"correctness": 1.0, "format": 0.1})
+    s = fn(["", None, "\\boxed{3}"], ["3", "3", "3"], ["stop", "stop", "length"])
+    assert s.statuses == ["no_answer", "no_answer", "ok"] and s.total == [0.0, 0.0, 1.0]
