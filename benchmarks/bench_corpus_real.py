@@ -155,8 +155,10 @@ def corpus_config(settings: str, data: Path, res_root: Path, name: str, max_roun
     if settings == "tiny":
         corpus = {**base, "classifier": tiny["classifier"], "select": tiny["select"], "domains": tiny["domains"]}
     else:
-        corpus = {**base, **{k: paper[k] for k in ("extract", "dedup", "decontamination", "classifier", "domains")},
-                  "select": dict(paper["select"])}
+        corpus = {**base, **{k: paper[k] for k in ("extract", "dedup", "decontamination", "domains")},
+                  "select": dict(paper["select"]),
+                  # 2M hash buckets x dim 256 is a 2 GB model, sized for 1M training pages: 100K here
+                  "classifier": {**paper["classifier"], "bucket": 100_000}}
         math_words = _math_words(data)
         corpus["select"].update(token_budget=int(1.5 * math_words), final_token_budget=int(2 * math_words))
     return {"name": name, "results_root": str(res_root), "seed": 0, "corpus": corpus}

@@ -12,71 +12,17 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from benchmarks import bench_corpus_real
 from benchmarks.bench_corpus import measure
-from corpus import classifier, dedup, export, extract, funnel, pool, rounds, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_corpus(config: Path, res: Path, n_shards: int, max_rounds: int) -> None:
-    """The corpus.smk DAG, step by step (shard ids 0000.., rounds 1..max_rounds)."""
-    c = ["--config", str(config), "--log-level", "WARNING"]
-    cor = res / "corpus"
-    shards = [f"{i:04d}" for i in range(n_shards)]
-    sources.main(c + ["seed", "--world-seed", str(res / "world/web/seed.jsonl"), "--output", str(cor / "seed.parquet"),
-                      "--report", str(cor / "seed.json")])
-    sources.main(c + ["benchmarks", "--world-dir", str(res / "world/problems"), "--output",
-                      str(cor / "benchmarks.jsonl"), "--report", str(cor / "benchmarks.json")])
-    for s in shards:
-        extract.main(c + ["--input", str(res / f"world/web/shard-{s}.warc.gz"), "--shard", s,
-                          "--output", str(cor / f"extract/shard-{s}.parquet"),
-                          "--signatures", str(cor / f"extract/shard-{s}.minhash.npy"),
-                          "--stats", str(cor / f"extract/shard-{s}.stats.json")])
-    dedup.main(c + ["--shards", *[str(cor / f"extract/shard-{s}.parquet") for s in shards],
-                    "--signatures", *[str(cor / f"extract/shard-{s}.minhash.npy") for s in shards],
-                    "--output", str(cor / "dedup/removed.parquet"), "--stats", str(cor / "dedup/stats.json")])
-    for s in shards:
-        pool.main(c + ["--shard", s, "--input", str(cor / f"extract/shard-{s}.parquet"),
-                       "--removed", str(cor / "dedup/removed.parquet"), "--benchmarks", str(cor / "benchmarks.jsonl"),
-                       "--output", str(cor / f"pool/shard-{s}.parquet"),
-                       "--report", str(cor / f"pool/shard-{s}.decontam.jsonl"),
-                       "--dedup-stats", str(cor / f"pool/shard-{s}.dedup.stats.json"),
-                       "--stats", str(cor / f"pool/shard-{s}.stats.json")])
-    pools = [str(cor / f"pool/shard-{s}.parquet") for s in shards]
-    for r in range(1, max_rounds + 1):
-        rd, pd = cor / f"round{r}", cor / f"round{r - 1}"
-        prev = [] if r == 1 else ["--prev-state", str(pd / "state.json")]
-        classifier.main(c + ["train", "--round", str(r), *prev, "--seed-docs", str(cor / "seed.parquet"),
-                             "--pool", *pools, "--output", str(rd / "classifier.bin"), "--stats", str(rd / "train.json"),
-                             *([] if r == 1 else ["--prev-positives", str(pd / "positives.parquet"),
-                                                  "--prev-negatives", str(pd / "negatives.parquet"),
-                                                  "--prev-model", str(pd / "classifier.bin")])])
-        for s in shards:
-            classifier.main(c + ["score", "--round", str(r), *prev, "--shard", s, "--model", str(rd / "classifier.bin"),
-                                 "--pool", str(cor / f"pool/shard-{s}.parquet"),
-                                 "--output", str(rd / f"scores/shard-{s}.parquet"),
-                                 "--stats", str(rd / f"scores/shard-{s}.stats.json"),
-                                 *([] if r == 1 else ["--prev-scores", str(pd / f"scores/shard-{s}.parquet"),
-                                                      "--prev-stats", str(pd / f"scores/shard-{s}.stats.json")])])
-        rounds.main(c + ["--round", str(r), *prev, "--scores", *[str(rd / f"scores/shard-{s}.parquet") for s in shards],
-                         "--kept", str(rd / "kept.parquet"), "--positives", str(rd / "positives.parquet"),
-                         "--negatives", str(rd / "negatives.parquet"), "--domains", str(rd / "domains.json"),
-                         "--state", str(rd / "state.json"), "--stats", str(rd / "select.stats.json"),
-                         *([] if r == 1 else ["--prev-kept", str(pd / "kept.parquet"),
-                                              "--prev-positives", str(pd / "positives.parquet"),
-                                              "--prev-negatives", str(pd / "negatives.parquet"),
-                                              "--prev-domains", str(pd / "domains.json"),
-                                              "--prev-stats", str(pd / "select.stats.json")])])
-    export.main(c + ["final", "--kept", str(cor / f"round{max_rounds}/kept.parquet"), "--pool", *pools,
-                     "--output", str(cor / "final")])
-    export.main(c + ["web_text", "--pool", *pools, "--output", str(cor / "web_text")])
-    stats = ([str(cor / f"extract/shard-{s}.stats.json") for s in shards]
-             + [str(cor / f"pool/shard-{s}.dedup.stats.json") for s in shards]
-             + [str(cor / f"pool/shard-{s}.stats.json") for s in shards]
-             + [str(cor / f"round{r}/select.stats.json") for r in range(1, max_rounds + 1)])
-    funnel.main(c + ["--stats", *stats, "--states", *[str(cor / f"round{r}/state.json") for r in range(1, max_rounds + 1)],
-                     "--decontam", *[str(cor / f"pool/shard-{s}.decontam.jsonl") for s in shards],
-                     "--json", str(cor / "funnel.json"), "--markdown", str(cor / "funnel.md")])
+    """The corpus.smk DAG, step by step, on the world's shards, seed and benchmark problems."""
+    bench_corpus_real.run_corpus(config, res, [res / f"world/web/shard-{i:04d}.warc.gz" for i in range(n_shards)],
+                                 max_rounds, world_seed=res / "world/web/seed.jsonl",
+                                 world_problems=res / "world/problems")
 
 
 @pytest.fixture(scope="module")
