@@ -66,55 +66,28 @@ def _addition_problems(n: int, seed: int) -> list[dict]:
     return out
 
 
-class _ResponseOnlyRows:
-    """SFT rows (prompt + CoT + EOS, loss on the response) for the fallback model."""
-
-    def __init__(self, tok, recs, batch_size: int = 32):
-        from grading.prompts import build_prompt
-
-        self.tok, self.bs, self.cursor = tok, batch_size, 0
-        self.rows = [(tok(build_prompt(r["question"], "cot", tok), add_special_tokens=False)["input_ids"],
-                      tok(r["cot"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]) for r in recs]
-
-    def next_batch(self):
-        import torch
-
-        rows = [self.rows[(self.cursor + i) % len(self.rows)] for i in range(self.bs)]
-        self.cursor += self.bs
-        width = max(len(p) + len(c) for p, c in rows)
-        ids = torch.full((self.bs, width), self.tok.pad_token_id)
-        labels = torch.full((self.bs, width), -100)
-        mask = torch.zeros((self.bs, width), dtype=torch.long)
-        for i, (p, c) in enumerate(rows):
-            ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[i, : len(p) + len(c)] = 1
-            labels[i, len(p): len(p) + len(c)] = torch.tensor(c)
-        return ids, mask, labels
-
-    def state_dict(self):
-        return {"cursor": self.cursor}
-
-    def load_state_dict(self, s):
-        self.cursor = s["cursor"]
-
-
 def _fallback_model(work: Path) -> tuple[Path, Path]:
-    """A ~1M-parameter Llama that partly knows additions of numbers up to 40 (reward variance to learn from)."""
+    """A ~1M-parameter Llama that partly knows additions of numbers up to 40 (reward variance to learn from),
+    SFT'd through sft/ as the workflow's SFT stage trains: chat-template examples with the loss on the
+    response (sft.data), packed rows (sft.packing.SFTBatches) and the stage's loss (sft.train.sft_loss)."""
     from grading.prompts import build_prompt
     from pipeline.models import build_model, num_parameters, save, train_tokenizer
     from pipeline.training import OptimConfig, TrainLoop
+    from sft.data import DataStats, SFTExample, tokenize_all
+    from sft.packing import SFTBatches
+    from sft.train import choose_packing, sft_loss
 
     train = _addition_problems(4000, 0)
     tok = train_tokenizer([r["question"] + " " + r["cot"] for r in train] + [build_prompt("x", "cot", None)],
                           vocab_size=512)
     model = build_model(tok, hidden_size=128, num_layers=4, num_heads=4, max_position_embeddings=512, seed=0)
     log.info("fallback model: %.2fM parameters, SFT on additions", num_parameters(model) / 1e6)
-
-    def lm_loss(m, b):
-        ids, mask, labels = b
-        return m(input_ids=ids, attention_mask=mask, labels=labels).loss, {}
-
-    TrainLoop(model, lm_loss, _ResponseOnlyRows(tok, train), out_dir=work / "sft", total_steps=400,
+    examples = tokenize_all(tok, [SFTExample(r["problem_id"], "add", "cot", r["question"], r["cot"]) for r in train],
+                            max_len=512, stats=DataStats())
+    # 512-token rows hold ~5 examples (87 tokens each): 6 rows per step ~ the 32 examples per step it was tuned with
+    batches = SFTBatches(examples, max_len=512, micro_batch_size=6, pad_id=tok.pad_token_id,
+                         packing=choose_packing("auto", model), seed=0)
+    TrainLoop(model, sft_loss, batches, out_dir=work / "sft", total_steps=400,
               optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=10), seed=0, desc="bench sft").run()
     save(model, tok, work / "model")
     rl = work / "rl.jsonl"
