@@ -45,7 +45,7 @@ from grading.benchmarks import FieldMap, HubSpec, load_benchmark
 from grading.grader import GRADER_VERSION, grade_many, group_equivalent
 from grading.prompts import FORMATS, build_prompt, load_exemplars, stop_strings, use_chat
 from pipeline.config import check_no_placeholders, load_config, schema_defaults, set_threads, setup_logging
-from pipeline.generation import build_generator
+from pipeline.generation import BACKENDS, build_generator, resolve_backend
 from pipeline.io import fingerprint, write_json, write_jsonl, write_run_record
 from pipeline.models import load_tokenizer
 
@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt layout: chat template, plain Question/Answer, or auto (chat if the tokenizer has one)")
     p.add_argument("--limit", type=int, help="evaluate only the first N problems")
     p.add_argument("--seed", type=int, help="sampling seed (also seeds the Maj@K subsets) [0]")
-    p.add_argument("--backend", choices=["hf", "vllm"], help="generation backend [config generation.backend or hf]")
+    p.add_argument("--backend", choices=list(BACKENDS),
+                   help="generation backend; auto = vllm with a CUDA GPU and vllm installed, else hf "
+                        "[config generation.backend or auto]")
     p.add_argument("--chunk-size", type=int, help=f"problems per generation call [{DEFAULTS['chunk_size']}]")
     p.add_argument("--grader-workers", type=int, help=f"processes for grading [{DEFAULTS['grader_workers']}]")
     p.add_argument("--grader-timeout", type=float, help=f"seconds per answer comparison [{DEFAULTS['grader_timeout']}]")
@@ -197,7 +199,7 @@ def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings
                "split": bench.get("split", "test"), "schema": bench.get("schema", "auto")}
     fields = FieldMap.parse(args.fields).__dict__ if args.fields else bench.get("fields")
     gen_opts = dict((cfg or {}).get("generation") or {})
-    backend = args.backend or gen_opts.get("backend") or "hf"
+    backend = resolve_backend(args.backend or gen_opts.get("backend") or "auto")
     gen_opts.pop("backend", None)  # the rest (batch_size, dtype, vLLM memory, ...) goes to build_generator
     require = getattr(args, "sandbox_require", None) or (((cfg or {}).get("eval") or {}).get("sandbox") or {}).get(
         "require") or schema_defaults("eval.sandbox")["require"]

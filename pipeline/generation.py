@@ -21,6 +21,7 @@ identical.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -55,8 +56,22 @@ class Generator:
         """Make the generator sample from `model`'s current weights (RL, after each update)."""
 
 
+BACKENDS = ("auto", "hf", "vllm")
+
+
+def resolve_backend(backend: str) -> str:
+    """`auto` is vLLM where a CUDA GPU and the vllm package are both present, the HF backend otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None else "hf"
+
+
 def build_generator(backend: str, model, tokenizer=None, **opts) -> Generator:
-    """`backend` is "hf" or "vllm"; `model` is a loaded model (hf) or a path / hub id (both)."""
+    """`backend` is "auto", "hf" or "vllm" (resolve_backend); `model` is a loaded model (hf) or a path /
+    hub id (both)."""
+    backend = resolve_backend(backend)
     if backend == "hf":
         if isinstance(model, (str, os.PathLike)):
             tokenizer = tokenizer or load_tokenizer(model)
@@ -64,9 +79,7 @@ def build_generator(backend: str, model, tokenizer=None, **opts) -> Generator:
         if tokenizer is None:
             raise ValueError("the hf backend needs a tokenizer when given a model object")
         return HFGenerator(model, tokenizer, **opts)
-    if backend == "vllm":
-        return VLLMGenerator(model, tokenizer, **opts)
-    raise ValueError(f"unknown generation backend {backend!r}: expected 'hf' or 'vllm'")
+    return VLLMGenerator(model, tokenizer, **opts)
 
 
 class HFGenerator(Generator):

@@ -142,3 +142,22 @@ def test_decode_attention_equals_sdpa_and_generation_restores_the_implementation
     before = model.config._attn_implementation
     build_generator("hf", model, tok).generate(["Tom"], n=2, temperature=1.0, max_new_tokens=3)
     assert model.config._attn_implementation == before
+
+
+def test_auto_backend_is_vllm_only_with_a_gpu_and_vllm(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from pipeline import generation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert generation.resolve_backend("auto") == "hf"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "vllm" else object())
+    assert generation.resolve_backend("auto") == "hf"  # a GPU but no vllm package
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert generation.resolve_backend("auto") == "vllm"
+    assert generation.resolve_backend("hf") == "hf" and generation.resolve_backend("vllm") == "vllm"
+    with pytest.raises(ValueError, match="expected one of auto, hf, vllm"):
+        generation.resolve_backend("tgi")
