@@ -34,6 +34,15 @@ _SUBSCRIPT = re.compile(r"_(?:\{[^{}]*\}|\\?[A-Za-z0-9])")
 _NOT_IN_LABEL = re.compile(r"[\d+\-*^<>=]|\\(?:le|ge|ne|infty|pi)(?![A-Za-z])")
 
 
+def _sympy():
+    """grading.sympy_compare, imported on first use: it imports sympy and latex2sympy2 (0.75 s), which the
+    fast path in every calling process (RL's reward, the grader's caller) must not pay; only the worker
+    processes of the slow path get here."""
+    from grading import sympy_compare
+
+    return sympy_compare
+
+
 # ---------------------------------------------------------------- structure
 
 
@@ -186,13 +195,11 @@ def gold_is_malformed(gold: str | None) -> bool:
 def gold_parses(gold: str) -> bool:
     """Slow path: every element of the gold answer is understood (a number, a letter, words, or
     LaTeX that sympy parses). A gold answer that does not parse is skipped, never rewarded."""
-    from grading.sympy_compare import parse_latex
-
     if gold_is_malformed(gold):
         return False
     for text in _atoms(structure(clean(gold))):
         atom = atom_key(text)
-        if atom.kind == "latex" and parse_latex(atom.text) is None:
+        if atom.kind == "latex" and _sympy().parse_latex(atom.text) is None:
             return False
     return True
 
@@ -225,9 +232,7 @@ def compare(pred: str, gold: str, *, use_sympy: bool) -> bool | None:
         # the gold is an equation kept whole (`2x+4y-3=0`): compare the predicted equation whole too
         if not use_sympy:
             return None
-        from grading.sympy_compare import sympy_equal
-
-        return sympy_equal(p, g) or bool(_compare_nodes(pn, gn, use_sympy))
+        return _sympy().sympy_equal(p, g) or bool(_compare_nodes(pn, gn, use_sympy))
     return _compare_nodes(pn, gn, use_sympy)
 
 
@@ -235,18 +240,14 @@ def _compare_nodes(p, g, use_sympy: bool) -> bool | None:
     if p[0] == "relation" or g[0] == "relation":
         if not use_sympy:
             return None
-        from grading.sympy_compare import sympy_equal
-
-        return sympy_equal(_node_text(p), _node_text(g))
+        return _sympy().sympy_equal(_node_text(p), _node_text(g))
     if g[0] == "atom" and p[0] == "atom":
         return _compare_atoms(atom_key(p[1]), atom_key(g[1]), use_sympy)
     if (g[0] == "matrix" and p[0] == "atom" and "\\begin{" in p[1]) or (p[0] == "matrix" and g[0] == "atom"
                                                                          and "\\begin{" in g[1]):
         if not use_sympy:  # a sum or product of matrices: sympy evaluates it
             return None
-        from grading.sympy_compare import sympy_equal
-
-        return sympy_equal(_node_text(p), _node_text(g))
+        return _sympy().sympy_equal(_node_text(p), _node_text(g))
     if g[0] == "matrix":
         if p[0] == "seq" and all(len(row) == 1 for row in g[1]):  # column vector written as a tuple
             p = ("matrix", tuple((x[1],) for x in p[3] if x[0] == "atom"))
@@ -330,10 +331,8 @@ def _compare_atoms(p: Atom, g: Atom, use_sympy: bool) -> bool | None:
     if p.kind in ("number", "latex") and g.kind in ("number", "latex"):
         if not use_sympy:
             return None
-        from grading.sympy_compare import sympy_equal
-
         scale = _percent_scales(p, g)
-        return any(sympy_equal(_as_latex(p), _as_latex(g), s) for s in scale)
+        return any(_sympy().sympy_equal(_as_latex(p), _as_latex(g), s) for s in scale)
     return False
 
 

@@ -23,6 +23,7 @@ import itertools
 import logging
 import random
 from functools import lru_cache
+from importlib import metadata
 
 import sympy
 from latex2sympy2_extended import latex2sympy
@@ -250,8 +251,6 @@ SELF_TEST_CASES = [
 
 def self_test() -> None:
     """Raise RuntimeError if LaTeX parsing does not give the known answers (ANTLR/sympy drift)."""
-    from importlib import metadata
-
     for (text, expected), parser in itertools.product(SELF_TEST_CASES, (_latex2sympy, parse_arith)):
         got = parser(text)
         if got is None or not objects_equal(got, expected):
