@@ -5,9 +5,7 @@ exactly; `test_cli_on_tiny_checkpoint_real_benchmarks` runs the real generator t
 model against ../shared/data/bench.
 """
 
-import itertools
 import json
-import math
 import types
 
 import pytest
@@ -16,6 +14,7 @@ from eval import run as eval_run
 from eval import traces as eval_traces
 from pipeline.config import ConfigError
 from pipeline.generation import Completion
+from tests import hand_metrics
 from tests.conftest import shared_data
 
 PROBLEMS = [
@@ -119,49 +118,20 @@ def test_cli_writes_samples_and_metrics(scripted, tiny_tokenizer_dir, data_file,
     assert scripted.calls[1]["seed"] == 3
 
 
-def _pass_at_k_by_hand(n, c, k):
-    """Chen et al. (2021): 1 - C(n-c, k) / C(n, k), with exact binomials."""
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def _majority_by_hand(votes):
-    """Winner of one vote: the answer with the most votes; a tie goes to the one given first; None = no vote."""
-    answered = [v for v in votes if v is not None]
-    if not answered:
-        return None
-    best = max(answered.count(v) for v in answered)
-    return next(v for v in answered if answered.count(v) == best)
-
-
 def test_metrics_json_agrees_with_samples_recomputed_by_hand(scripted, tiny_tokenizer_dir, data_file, tmp_path):
-    """Greedy, Pass@K and Maj@K (all C(n, K) subsets) recomputed from samples.jsonl by a formula written
-    here, voting on the extracted `pred` strings (not on the harness's vote classes)."""
+    """Greedy, Pass@K and Maj@K (all C(n, K) subsets) recomputed from samples.jsonl by tests/hand_metrics.py,
+    which votes on the extracted `pred` strings (not on the harness's vote classes)."""
     out = tmp_path / "out"
     eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "toy", "--data", str(data_file),
                    "--n", "4", "--k", "1,2,3,4", "--seed", "11", "--out", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    by_problem = {}
-    for r in rows:
-        by_problem.setdefault(r["problem_id"], []).append(r)
-    greedy, pass_k, maj_k = [], {k: [] for k in (1, 2, 3, 4)}, {k: [] for k in (1, 2, 3, 4)}
-    for samples in by_problem.values():
-        g = [r for r in samples if r["sample_index"] == -1]
-        sampled = sorted((r for r in samples if r["sample_index"] >= 0), key=lambda r: r["sample_index"])
-        assert len(g) == 1 and [r["sample_index"] for r in sampled] == [0, 1, 2, 3]
-        greedy.append(g[0]["correct"])
-        right = {r["pred"] for r in sampled if r["correct"]}
-        c = sum(bool(r["correct"]) for r in sampled)
-        for k in pass_k:
-            pass_k[k].append(_pass_at_k_by_hand(4, c, k))
-            votes = [_majority_by_hand([sampled[i]["pred"] for i in subset])
-                     for subset in itertools.combinations(range(4), k)]
-            maj_k[k].append(sum(v is not None and v in right for v in votes) / len(votes))
-    assert metrics["num_problems"] == len(by_problem) == 4
-    assert metrics["greedy"] == pytest.approx(sum(greedy) / 4)
+    want = hand_metrics.metrics(rows, [1, 2, 3, 4])
+    assert metrics["num_problems"] == want["num_problems"] == 4 and metrics["n"] == want["n"] == 4
+    assert metrics["greedy"] == pytest.approx(want["greedy"])
     for k in (1, 2, 3, 4):
-        assert metrics["pass@k"][str(k)] == pytest.approx(sum(pass_k[k]) / 4), k
-        assert metrics["maj@k"][str(k)] == pytest.approx(sum(maj_k[k]) / 4), k
+        assert metrics["pass@k"][str(k)] == pytest.approx(want["pass@k"][k]), k
+        assert metrics["maj@k"][str(k)] == pytest.approx(want["maj@k"][k]), k
     # The same numbers worked out on paper from SCRIPT (K=2; pairs of 4 samples):
     # Pass@2 = (1 + 5/6 + 1/2 + 0) / 4; Maj@2: Q0 5/6 (only the pair "3","2" ties to "3"),
     # Q1 2/6 ("5" leads every tie), Q2 3/6 (every pair with sample 0), Q3 0.
