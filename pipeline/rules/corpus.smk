@@ -26,6 +26,17 @@ localrules:
     corpus_seed,
     corpus_benchmarks,
 
+# Downloads run in the Snakemake process, not as cluster jobs: compute nodes often have no internet, and a
+# download is network-bound (config/profiles/slurm). Hub datasets read by training/eval jobs are not
+# covered: on a cluster without internet on its nodes, fill the Hugging Face cache first (README "Slurm").
+
+
+localrules:
+    corpus_cc_listing,
+    corpus_cc_download,
+    corpus_seed,
+    corpus_benchmarks,
+
 
 rule corpus_cc_listing:
     input:
