@@ -6,7 +6,7 @@ CONFIG  ?= config/tiny.yaml
 CORES   ?= 2
 STAMP   := $(VENV)/.installed
 
-.PHONY: venv run test test-fast bench lint dryrun test-vllm clean
+.PHONY: venv run test test-fast bench lint dryrun test-vllm test-slurm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,6 +49,13 @@ test-vllm:
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
 	$(VLLM_VENV)/bin/pip install --quiet pytest jsonschema pyyaml
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_vllm_parity.py
+
+# Slurm: a single-node cluster on this machine (root, apt-get), config/smoke.yaml through the Slurm
+# executor, compared with a local run (scripts/slurm/test_slurm.sh). Not part of .ci/run.
+test-slurm: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[cluster]'
+	scripts/slurm/start_cluster.sh
+	SNAKEMAKE=$(BIN)/snakemake PYTHON=$(BIN)/python scripts/slurm/test_slurm.sh
 
 clean:
 	rm -rf results .snakemake

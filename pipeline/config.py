@@ -192,6 +192,47 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
     return cfg
 
 
+# Snakemake's `--config` accepts `key=value` with `key` an identifier only (`rl.beta=...` is refused by
+# Snakemake's own parser before the workflow starts) and types nested values as strings
+# (`rl={beta: 0.02}` arrives as {"rl": {"beta": "0.02"}}). The workflow therefore re-reads the raw
+# arguments (`workflow.config_settings.config_args`) with this module's YAML reader, and takes dotted
+# overrides through one key, `set`: `--config 'set=[rl.beta=0.02, rl.lr=1e-6]'` (or `set=rl.beta=0.02`).
+CLI_SET_KEY = "set"
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """`over` deep-merged into a copy of `base` (mappings merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def cli_overrides(cfg: dict, config_args: list[str] | None) -> dict:
+    """`cfg` (Snakemake's config: config files merged with its own reading of `--config`) with every
+    `--config key=value` re-read as typed YAML and every `set=` entry (`a.b.c=value`, one or a list)
+    applied as a nested override. The `set` key itself is removed. Raises ConfigError in one line."""
+    cfg = {k: v for k, v in cfg.items() if k != CLI_SET_KEY}
+    dotted: list[str] = []
+    for arg in config_args or []:
+        key, sep, raw = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"--config {arg!r}: expected key=value")
+        try:
+            value = read_yaml(raw) if raw != "" else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--config {arg!r}: the value is not YAML ({str(e).splitlines()[0]})") from None
+        if key == CLI_SET_KEY:
+            items = value if isinstance(value, list) else [raw]
+            if not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"--config {arg!r}: set= takes key.path=value strings, e.g. "
+                                  "--config 'set=[rl.beta=0.02, rl.lr=1e-6]'")
+            dotted += items
+        else:
+            cfg = _merge(cfg, {key: value})
+    return apply_overrides(cfg, dotted)
+
+
 def _fill_defaults(schema: dict, data: Any) -> Any:
     """Fill `default`s from the schema into missing keys (recursively, objects only)."""
     if not isinstance(data, dict) or schema.get("type") != "object":

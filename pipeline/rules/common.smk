@@ -59,39 +59,40 @@ shell.prefix(f"{_ENV}set -euo pipefail; ")
 CONDA_ENV = "../envs/mathpipe.yaml"
 
 # The resolved config (command-line overrides and schema defaults applied, placeholders expanded) that
-# every stage reads, results/<name>/config.yaml. A rule writes it, so a dry run (or --lint, --list-rules)
-# writes nothing. Its `params` hold the whole text: a changed key reruns this rule (params rerun-trigger),
-# and every stage takes the file as an `ancient` input, so that rerun alone triggers no stage; the stages
-# whose own `params` carry the changed key rerun, and they wait for the new file (it is their input).
+# every stage reads, results/<name>/config.yaml. Stages take it as an `ancient` input: a changed key reruns
+# just the stages whose `params` carry that key (params rerun-trigger), not the whole DAG. A dry run writes
+# nothing: a missing file is the output of the local rule below (so `-n` on a fresh checkout shows that
+# job), and a file whose content differs from this run's resolved config is rewritten here, at parse time,
+# only when this is not a dry run (`-n` is known at parse time through the output settings).
 try:
     RESOLVED = expand_placeholders(validate_config(dict(config), source="snakemake config"), FOLDERS)
 except ConfigError as e:
     sys.exit(f"mathpipe: {e}")
 _RESOLVED_TEXT = yaml.safe_dump(RESOLVED, sort_keys=False)
 _CONFIG_PATH = RESULTS / "config.yaml"
+if (not workflow.output_settings.dryrun and _CONFIG_PATH.exists()
+        and _CONFIG_PATH.read_text() != _RESOLVED_TEXT):
+    write_text(_CONFIG_PATH, _RESOLVED_TEXT)
 CONFIG_FILE = ancient(str(_CONFIG_PATH))
 
 
-localrules:
-    resolved_config,
+include: "resolved_config.smk"
 
 
-rule resolved_config:
-    output:
-        _CONFIG_PATH,
-    params:
-        text=_RESOLVED_TEXT,
-    message:
-        "Writing the resolved config {output}"
-    run:
-        write_text(output[0], params.text)
-
-
-def launcher(gpus):
-    """`python -m` for one process; `accelerate launch` (one process per GPU: DDP, or FSDP through the
-    accelerate config) for more. Training rules pass it as `params.launch`."""
+def launcher(gpus, accelerate_config=None):
+    """`python -m` for one process; for more, `accelerate launch` with one process per GPU under an accelerate
+    config file: `accelerate_config`, else `model.accelerate_config` (config/accelerate/ddp.yaml or fsdp.yaml;
+    a relative path is from the repository root). Without `--config_file` accelerate starts only one process
+    on a machine without GPUs (and would pick up a user's ~/.cache default config), so it is always given.
+    Training rules pass the result as `params.launch`."""
     gpus = int(gpus)
-    return f"accelerate launch --num_processes {gpus} -m" if gpus > 1 else "python -m"
+    if gpus <= 1:
+        return "python -m"
+    path = Path(accelerate_config or RESOLVED["model"]["accelerate_config"])
+    path = path if path.is_absolute() else Path(workflow.basedir) / path
+    if not path.is_file():
+        raise FileNotFoundError(f"accelerate config {path} (model.accelerate_config) not found")
+    return f"accelerate launch --config_file {shlex.quote(str(path))} --num_processes {gpus} -m"
 
 
 def stage_threads(default=1):
