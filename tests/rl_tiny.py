@@ -38,14 +38,14 @@ def rl_tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("rl_tiny")
     train = additions(600, 0)
     tok = train_tokenizer([r["question"] + " " + r["cot"] for r in train] + [build_prompt("x", "cot", None)],
-                          vocab_size=200)
-    model = build_model(tok, hidden_size=32, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0)
+                          vocab_size=256)
+    model = build_model(tok, hidden_size=48, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0)
     examples = tokenize_all(tok, [SFTExample(r["problem_id"], "add", "cot", r["question"], r["cot"]) for r in train],
                             max_len=128, stats=DataStats())
     batches = SFTBatches(examples, max_len=128, micro_batch_size=8, pad_id=tok.pad_token_id,
                          packing=choose_packing("auto", model), seed=0)
-    TrainLoop(model, sft_loss, batches, out_dir=d / "sft", total_steps=80,
-              optim=OptimConfig(lr=5e-3, schedule="cosine", warmup_steps=5), seed=0).run()
+    TrainLoop(model, sft_loss, batches, out_dir=d / "sft", total_steps=250,
+              optim=OptimConfig(lr=3e-3, schedule="cosine", warmup_steps=10), seed=0).run()
     save(model, tok, d / "model")
     (d / "rl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in additions(24, 1)))
     return d
@@ -54,7 +54,7 @@ def rl_tiny(tmp_path_factory):
 def rl_config(tmp_path: Path, d: Path, **rl) -> Path:
     cfg = {"name": "rltest", "results_root": str(tmp_path / "results"), "seed": 0,
            "rl": {"prompts": [{"data": str(d / "rl.jsonl"), "schema": "problem"}], "steps": 3, "prompts_per_step": 4,
-                  "group_size": 4, "max_new_tokens": 20, "lr": 1e-3, "save_every": 1, **rl}}
+                  "group_size": 4, "max_new_tokens": 48, "lr": 1e-3, "save_every": 1, **rl}}
     path = tmp_path / f"c-{rl.get('algorithm', 'grpo')}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

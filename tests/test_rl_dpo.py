@@ -44,7 +44,7 @@ def test_pair_batches_are_graded_sft_samples(rl_tiny):
     ps = load_prompts([{"data": str(rl_tiny / "rl.jsonl"), "schema": "problem"}])
     for p in ps.prompts:
         p.prompt = build_prompt(p.question, "cot", tok)
-    settings = RolloutSettings(prompts_per_step=8, group_size=4, max_new_tokens=20, offline=True, micro_batches=2)
+    settings = RolloutSettings(prompts_per_step=8, group_size=4, max_new_tokens=48, offline=True, micro_batches=2)
     with pytest.raises(ValueError, match="offline sampling and a reference"):
         PairSource(ps.prompts, sft, None, build_generator("hf", sft, tok), tok, RewardFunction({"correctness": 1.0}),
                    settings)
@@ -72,7 +72,7 @@ def test_pair_batches_are_graded_sft_samples(rl_tiny):
     # the outputs were sampled by the SFT model: the same questions and seed through a plain source agree
     plain = RolloutSource(ps.prompts, None, None, build_generator("hf", load_model(rl_tiny / "model"), tok), tok,
                           RewardFunction({"correctness": 1.0}), RolloutSettings(prompts_per_step=8, group_size=4,
-                                                                                  max_new_tokens=20))
+                                                                                  max_new_tokens=48))
     assert plain.sample().metrics["accuracy"] == batches[0].metrics["accuracy"]
 
 

@@ -28,7 +28,7 @@ def _ppo_source(d, value_model="separate", **ppo):
     ps = load_prompts([{"data": str(d / "rl.jsonl"), "schema": "problem"}])
     for p in ps.prompts:
         p.prompt = build_prompt(p.question, "cot", tok)
-    settings = RolloutSettings(prompts_per_step=4, group_size=2, max_new_tokens=20, micro_batches=2)
+    settings = RolloutSettings(prompts_per_step=4, group_size=2, max_new_tokens=48, micro_batches=2)
     return PPORolloutSource(ps.prompts, ac, load_model(d / "model"), build_generator("hf", policy, tok), tok,
                             RewardFunction({"correctness": 1.0}), settings, ppo=PPOSettings(**ppo))
 

@@ -21,7 +21,7 @@ def _source(d, sampler, policy, offline):
     ps = load_prompts([{"data": str(d / "rl.jsonl"), "schema": "problem"}], limit=4)
     for p in ps.prompts:
         p.prompt = build_prompt(p.question, "cot", tok)
-    settings = RolloutSettings(prompts_per_step=4, group_size=4, max_new_tokens=20, offline=offline)
+    settings = RolloutSettings(prompts_per_step=4, group_size=4, max_new_tokens=48, offline=offline)
     return RolloutSource(ps.prompts, policy, None, build_generator("hf", sampler, tok), tok,
                          RewardFunction({"correctness": 1.0}), settings)
 
