@@ -19,6 +19,7 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import is_flash_attn_2_available
 
 from pipeline.io import atomic_path
 
@@ -121,3 +122,30 @@ def save(model, tokenizer, out_dir: str | os.PathLike) -> Path:
 
 def num_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def resolve_attn_implementation(requested: str | None) -> str | None:
+    """The attention kernel to train with. `flash_attention_2` needs the flash-attn package and a CUDA GPU;
+    without them this falls back to `sdpa` (PyTorch's fused attention, which picks its own flash kernel on
+    GPUs when no mask is needed) and says so in the log. flash-attn is not a dependency: it builds against
+    one CUDA + torch pair (docs/scale.md "Attention")."""
+    if requested == "flash_attention_2" and not (torch.cuda.is_available() and is_flash_attn_2_available()):
+        why = "no CUDA GPU" if not torch.cuda.is_available() else "the flash-attn package is not installed"
+        log.warning("attn_implementation flash_attention_2 requested but %s: using sdpa instead", why)
+        return "sdpa"
+    return requested
+
+
+def configure_for_training(model, *, attn_implementation: str | None = None, gradient_checkpointing: bool = False):
+    """Apply `model.attn_implementation` and `model.gradient_checkpointing` (config/schema/model.schema.yaml)
+    to a model about to be trained. Pretraining and SFT call it (sft/recipe.py); RL should too.
+
+    Checkpointing is non-reentrant: it works with DDP's no_sync (gradient accumulation) and with inputs
+    that need no gradient, and recomputes each decoder layer's forward in the backward pass."""
+    attn = resolve_attn_implementation(attn_implementation)
+    if attn:
+        model.set_attn_implementation(attn)
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False  # training: no KV cache (and packed masks need none)
+    return model

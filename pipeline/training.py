@@ -13,8 +13,14 @@ accumulation and clipping, JSONL metrics + tqdm, and checkpoints. A checkpoint h
 scheduler, every RNG, the data position and any extra registered state (e.g. RL's reference model); it is
 written with `accelerate`'s `save_state` into a temporary folder and renamed into place, so a run killed at
 any instant (SIGKILL included) resumes from its last complete checkpoint and ends with the same weights as
-an uninterrupted run. Multi-GPU (DDP/FSDP) comes from launching the same code with `accelerate launch` or
-`torchrun`: the loop goes through `Accelerator` for backward, gradient sync, clipping and state.
+an uninterrupted run.
+
+Several processes (DDP, or FSDP through config/accelerate/fsdp.yaml) come from launching the same code with
+`accelerate launch --config_file config/accelerate/<ddp|fsdp>.yaml --num_processes N` (pipeline/rules/common.smk
+`launcher()`); the loop goes through `Accelerator` for backward, gradient sync, clipping and state. Each
+process takes its own slice of every global micro-batch, so N processes with accumulation A/N give the
+same steps as one process with accumulation A (tests/test_distributed.py); the logged metrics are means
+over all processes. On a machine without a GPU the processes join over gloo (`process_state`).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from pipeline.io import append_jsonl, read_jsonl, write_json, write_jsonl
@@ -44,12 +50,31 @@ log = logging.getLogger(__name__)
 RESUME_KEY = "resume_key.json"
 
 
+def process_state() -> PartialState:
+    """This process's place in the launch (rank, world size), joining the process group on first use.
+
+    Call it before anything else creates accelerate's state. Without a GPU, accelerate joins a
+    multi-process launch only when asked for the CPU (`cpu=True`, backend gloo); a bare `PartialState()`
+    there leaves every process training alone on its own slice of the data, silently."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _check_joined(state: PartialState) -> None:
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and state.num_processes != launched:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE) but accelerate's state has {state.num_processes}: "
+            "something created PartialState() before pipeline.training.process_state() on a machine without "
+            "a GPU, so the processes never joined one group; create the state with process_state() first")
+
+
 def guard_resume(run_dir: str | os.PathLike, key: str) -> bool:
     """Keep `run_dir/checkpoints` (and its metrics.jsonl) only if they were written under settings `key`
     (`pipeline.io.fingerprint` of whatever decides the run); record `key` for the next start. Returns
     whether a resume is allowed. Under data parallelism the main process decides and the others wait.
     Pretraining, SFT and RL all start through here."""
-    state = PartialState()
+    state = process_state()
+    _check_joined(state)
     run_dir = Path(run_dir)
     ckpts = run_dir / "checkpoints"
     stamp = run_dir / RESUME_KEY
@@ -138,7 +163,18 @@ class TrainLoop:
         self.optim_cfg = optim
 
         set_seed(seed)
-        self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+        # step_scheduler_with_optimizer=False: one schedule step per optimizer step. accelerate's default
+        # steps a prepared scheduler once per process (it assumes each process's data loader is 1/N as
+        # long), which under N processes ran the warm-up and decay N times too fast.
+        self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(),
+                                       step_scheduler_with_optimizer=False)
+        _check_joined(self.accelerator.state)
+        if (os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+                and self.accelerator.distributed_type != DistributedType.FSDP):
+            # accelerate shards only on accelerators; on CPU (gloo) the same launch is plain DDP.
+            log.warning("FSDP requested by the accelerate config, but accelerate runs FSDP only on GPUs: "
+                        "training as %s over %d processes", self.accelerator.distributed_type.name,
+                        self.accelerator.num_processes)
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
@@ -184,6 +220,7 @@ class TrainLoop:
         tmp = self.ckpt_dir / f".tmp-step-{self.counter.step:08d}"
         if self.accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)  # before any process writes its own files (RNG state, FSDP shards) into it
         self.accelerator.wait_for_everyone()
         self.accelerator.save_state(str(tmp), safe_serialization=False)
         self.accelerator.wait_for_everyone()
@@ -217,9 +254,10 @@ class TrainLoop:
                     acc.backward(loss / self.grad_accum)
                 for k, v in {"loss": float(loss.detach()), **metrics}.items():
                     sums[k] = sums.get(k, 0.0) + float(v) / self.grad_accum
+            sums = self._mean_over_processes(sums)
             if self.optim_cfg.grad_clip > 0:
                 gnorm = acc.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
-                sums["grad_norm"] = float(gnorm)
+                sums["grad_norm"] = float(gnorm)  # of the synchronised (global) gradient
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -237,6 +275,16 @@ class TrainLoop:
                 self.save_checkpoint()
         bar.close()
         return last
+
+    def _mean_over_processes(self, sums: dict[str, float]) -> dict[str, float]:
+        """Each metric averaged over the processes that reported it: a micro-batch mean per process, so the
+        result is the global batch's mean, as one process would log it. Pickled dicts, not one tensor:
+        a stage may report different keys on different ranks (e.g. RL metrics of groups it did not get)."""
+        if self.accelerator.num_processes == 1:
+            return sums
+        rows = gather_object([sums])
+        keys = dict.fromkeys(k for r in rows for k in r)
+        return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in keys}
 
     def unwrapped_model(self):
         return self.accelerator.unwrap_model(self.model)

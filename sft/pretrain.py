@@ -121,7 +121,7 @@ def run(cfg: dict, variant: str, tokenizer_dir: str | Path, out: str | Path, ini
                      seed=cfg["seed"], on_step_end=[speed, log_shares], desc=f"pretrain[{variant}]",
                      mixed_precision=pcfg["mixed_precision"])
     last = loop.run()
-    summary = {"variant": variant, "init": init, "steps": steps, "grad_accum": accum,
+    summary = {"variant": variant, "init": init, "steps": steps, "grad_accum": accum, "processes": world,
                "tokens_seen": steps * tokens_per_step, "final_loss": last.get("loss"),
                "mean_tokens_per_s": speed.mean_rate(), "mixture_shares": mixture.shares(),
                "skipped_records": {k: s.source.skipped for k, s in mixture.streams.items()}}

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.io import atomic_path, write_run_record
-from pipeline.models import build_model, load_model, num_parameters
-from pipeline.training import OptimConfig
+from pipeline.models import build_model, configure_for_training, load_model, num_parameters
+from pipeline.training import OptimConfig, process_state
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,8 @@ def load_or_build_model(model_cfg: dict, tokenizer, init: str | os.PathLike | No
                             intermediate_size=model_cfg.get("intermediate_size"),
                             max_position_embeddings=model_cfg["max_position_embeddings"],
                             tie_word_embeddings=model_cfg["tie_word_embeddings"], seed=seed)
-    if model_cfg.get("attn_implementation"):
-        model.set_attn_implementation(model_cfg["attn_implementation"])
-    if model_cfg.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable()
-    model.config.use_cache = False  # training: no KV cache (and packed masks need none)
+    configure_for_training(model, attn_implementation=model_cfg.get("attn_implementation"),
+                           gradient_checkpointing=bool(model_cfg.get("gradient_checkpointing")))
     model.train()
     log.info("model: %s, %.2fM parameters", type(model).__name__, num_parameters(model) / 1e6)
     return model
@@ -98,5 +95,7 @@ def finish(loop, tokenizer, model_dir: str | os.PathLike, stage: str, cfg: dict,
 
 
 def dist_info() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment (torchrun / accelerate launch)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    """(rank, world size) of this process under `accelerate launch` / torchrun; (0, 1) alone. Joins the
+    process group first (pipeline.training.process_state), before anything else touches accelerate."""
+    state = process_state()
+    return state.process_index, state.num_processes

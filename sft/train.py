@@ -79,7 +79,7 @@ def run(cfg: dict, init: str | Path, out: str | Path) -> dict:
                      log_every=scfg["log_every"], seed=cfg["seed"], on_step_end=[speed],
                      desc="sft", mixed_precision=scfg["mixed_precision"])
     last = loop.run()
-    summary = {"init": str(init), "steps": scfg["steps"], "grad_accum": accum, "packing": packing,
+    summary = {"init": str(init), "steps": scfg["steps"], "grad_accum": accum, "processes": world, "packing": packing,
                "examples": len(examples), "example_tokens": n_tokens, "loss_tokens": n_loss,
                "epochs": round(epochs, 3), "final_loss": last.get("loss"),
                "mean_tokens_per_s": speed.mean_rate(), "data": stats.as_dict()}
