@@ -19,8 +19,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import numpy as np
+import pyarrow as pa
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from corpus.filters import StepStats
+from corpus.shards import read_table
 from corpus.text import word_tokens
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,16 @@ class MinHashSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def lsh(self) -> MinHashLSH:
+        """An empty LSH index with these settings (datasketch picks bands/rows for `threshold` when unset)."""
+        params = (self.bands, self.rows) if self.bands is not None else None
+        return MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=params)
+
+    def lsh_params(self) -> tuple[int, int]:
+        """(bands, rows) the LSH index uses: band k is signature columns [k*rows, (k+1)*rows)."""
+        lsh = self.lsh()
+        return lsh.b, lsh.r
+
 
 class MinHashDeduper:
     """Signatures in batch (`MinHash.bulk`), LSH candidates (`MinHashLSH`), clusters by union-find."""
@@ -142,8 +155,7 @@ class MinHashDeduper:
         if valid is None:
             valid = np.ones(n, dtype=bool)
         valid = valid & (signatures != np.iinfo(np.uint32).max).any(axis=1)
-        params = (s.bands, s.rows) if s.bands is not None else None
-        lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm, params=params)
+        lsh = s.lsh()
         minhashes = {}
         with lsh.insertion_session() as session:
             for i in np.flatnonzero(valid):
@@ -189,11 +201,6 @@ def load_signatures(path: str | Path, expected_rows: int, num_perm: int) -> np.n
 
 def dedup_shards(shards: Sequence[str | Path], signatures: Sequence[str | Path], cfg: dict, seed: int):
     """The global dedup step over all extract shards -> (removed table: id, reason, duplicate_of; StepStats)."""
-    import pyarrow as pa
-
-    from corpus.filters import StepStats
-    from corpus.shards import read_table
-
     settings = MinHashSettings.from_config(cfg, seed=seed)
     stats = StepStats("dedup_decisions")  # the funnel counts dedup per shard, where corpus.pool applies it
     tables, sigs = [], []
@@ -220,17 +227,24 @@ def dedup_shards(shards: Sequence[str | Path], signatures: Sequence[str | Path],
         near = near_duplicates(ids, sig, MinHashDeduper(settings), skip=set(removed))
         removed.update({i: ("near_duplicate", k) for i, k in near.items()})
         n_clusters = len(set(near.values()))
-    for i in ids:
+    return decisions(tokens, removed, stats, {"minhash": settings.to_dict(), "near_duplicate_clusters": n_clusters})
+
+
+REMOVED_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string())])
+
+
+def decisions(tokens: dict[str, int], removed: dict[str, tuple[str, str]], stats, extra: dict):
+    """The removed table (id, reason, duplicate_of; sorted by id) and `stats` counted over every document."""
+    for i in sorted(tokens):
         stats.seen(tokens[i])
         if i in removed:
             stats.drop(removed[i][0], tokens[i])
         else:
             stats.kept(tokens[i])
-    stats.extra = {"minhash": settings.to_dict(), "near_duplicate_clusters": n_clusters}
+    stats.extra = extra
     rem_ids = sorted(removed)
     out = pa.table({"id": rem_ids, "reason": [removed[i][0] for i in rem_ids],
-                    "duplicate_of": [removed[i][1] for i in rem_ids]},
-                   schema=pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string())]))
+                    "duplicate_of": [removed[i][1] for i in rem_ids]}, schema=REMOVED_SCHEMA)
     return out, stats
 
 

@@ -1,7 +1,8 @@
 # The corpus stage (paper §2.1): Common Crawl -> DeepSeekMath Corpus, as one job per shard where the
 # work is per page and one job per round where it is global. `snakemake corpus` builds it.
 #
-#   shard-i.warc.gz -> extract (text + MinHash signatures) -> dedup (global: URL + near-dup)
+#   shard-i.warc.gz -> extract (text + MinHash signatures) -> dedup (global: URL, then near-dup fanned out
+#     over LSH band groups and merged)
 #     -> pool (per shard: dedup decisions + decontamination) = the candidate pool, and web_text
 #   round r = 1..max_rounds: train (fastText on seed + discovered positives vs random pool pages)
 #     -> score (per shard) -> select (keep, overlap with round r-1, domains/paths, next positives)
@@ -169,10 +170,71 @@ rule corpus_extract:
         " --output {output.docs} --signatures {output.signatures} --stats {output.stats} > {log} 2>&1"
 
 
-rule corpus_dedup:
+# Dedup as a fan-out (corpus/dedup_shards.py): url (1 job) -> bands (corpus.dedup.band_groups jobs, each a
+# range of the LSH bands) -> corpus_dedup (merge: 1 job), giving exactly the decisions of the single job
+# `python -m corpus.dedup`. Memory per job grows with the crawl's documents: corpus_dedup_mem_mb.
+rule corpus_dedup_url:
     input:
         docs=corpus_per_shard("extract/shard-{shard}.parquet"),
         signatures=corpus_per_shard("extract/shard-{shard}.minhash.npy"),
+        config=CONFIG_FILE,
+    output:
+        url=CORPUS / "dedup/url.parquet",
+        active=CORPUS / "dedup/active.npy",
+        stats=CORPUS / "dedup/url.stats.json",
+    params:
+        dedup=CORPUS_CFG["dedup"],
+    log:
+        RESULTS / "logs/corpus/dedup_url.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_dedup_url.tsv"
+    threads: 1
+    resources:
+        mem_mb=corpus_dedup_mem_mb("url"),
+        runtime=120,
+    message:
+        "Exact URL dedup over all shards, and the pages that take part in near-dedup"
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m corpus.dedup_shards --config {input.config} url --shards {input.docs}"
+        " --signatures {input.signatures} --output {output.url} --active {output.active} --stats {output.stats}"
+        " > {log} 2>&1"
+
+
+rule corpus_dedup_bands:
+    input:
+        signatures=corpus_per_shard("extract/shard-{shard}.minhash.npy"),
+        active=rules.corpus_dedup_url.output.active,
+        config=CONFIG_FILE,
+    output:
+        edges=CORPUS / "dedup/bands/group-{band_group}.npy",
+        stats=CORPUS / "dedup/bands/group-{band_group}.stats.json",
+    params:
+        dedup=CORPUS_CFG["dedup"],
+    log:
+        RESULTS / "logs/corpus/dedup_bands_{band_group}.log",
+    benchmark:
+        RESULTS / "benchmarks/corpus_dedup_bands_{band_group}.tsv"
+    threads: 1
+    resources:
+        mem_mb=corpus_dedup_mem_mb("bands"),
+        runtime=240,
+    message:
+        "MinHash LSH candidates of band group {wildcards.band_group}, verified by Jaccard estimate"
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m corpus.dedup_shards --config {input.config} bands --group {wildcards.band_group}"
+        " --signatures {input.signatures} --active {input.active} --output {output.edges} --stats {output.stats}"
+        " > {log} 2>&1"
+
+
+rule corpus_dedup:
+    input:
+        docs=corpus_per_shard("extract/shard-{shard}.parquet"),
+        url=rules.corpus_dedup_url.output.url,
+        edges=corpus_dedup_group_files("edges"),
         config=CONFIG_FILE,
     output:
         removed=CORPUS / "dedup/removed.parquet",
@@ -185,15 +247,15 @@ rule corpus_dedup:
         RESULTS / "benchmarks/corpus_dedup.tsv"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=corpus_dedup_mem_mb("merge"),
+        runtime=120,
     message:
-        "Exact URL dedup and MinHash LSH near-dedup over all shards"
+        "Merging the near-duplicate clusters of all band groups into the dedup decisions"
     conda:
         CONDA_ENV
     shell:
-        "python -m corpus.dedup --config {input.config} --shards {input.docs} --signatures {input.signatures}"
-        " --output {output.removed} --stats {output.stats} > {log} 2>&1"
+        "python -m corpus.dedup_shards --config {input.config} merge --shards {input.docs} --url {input.url}"
+        " --edges {input.edges} --output {output.removed} --stats {output.stats} > {log} 2>&1"
 
 
 rule corpus_pool:

@@ -3,6 +3,9 @@
 import glob
 import shlex
 
+from corpus.dedup import MinHashSettings
+from corpus.dedup_shards import band_ranges
+
 CORPUS_CFG = RESOLVED["corpus"]
 CORPUS = FOLDERS["corpus"]
 CORPUS_ROUNDS = list(range(1, CORPUS_CFG["rounds"]["max_rounds"] + 1))
@@ -11,6 +14,7 @@ CORPUS_LAST_ROUND = CORPUS_ROUNDS[-1]
 
 wildcard_constraints:
     shard=r"\d{4}",
+    band_group=r"\d{2}",
     round=r"\d+",
 
 
@@ -117,3 +121,31 @@ def corpus_funnel_stats():
             + corpus_per_shard("pool/shard-{shard}.dedup.stats.json")
             + corpus_per_shard("pool/shard-{shard}.stats.json")
             + [str(CORPUS / f"round{r}/select.stats.json") for r in CORPUS_ROUNDS])
+
+
+def corpus_dedup_groups():
+    """Band group ids ("00", ...): corpus.dedup.band_groups ranges of the LSH bands (checked here, at DAG time)."""
+    dcfg = CORPUS_CFG["dedup"]
+    bands, _ = MinHashSettings.from_config(dcfg, seed=0).lsh_params()
+    return [f"{g:02d}" for g in range(len(band_ranges(bands, dcfg["band_groups"])))]
+
+
+def corpus_dedup_group_files(kind):
+    suffix = {"edges": "npy", "stats": "stats.json"}[kind]
+    return expand(str(CORPUS / f"dedup/bands/group-{{band_group}}.{suffix}"), band_group=corpus_dedup_groups())
+
+
+# Bytes per document of each dedup job (benchmarks/bench_dedup.py: peak RSS over N synthetic documents, 128
+# permutations, 16 bands x 8 rows, 30% near-duplicates; url: ~100-byte URLs) and a fixed base for the
+# interpreter and libraries. Documents per shard: at most ~40k (a Common Crawl WARC file holds ~37k pages).
+CORPUS_DEDUP_BYTES_PER_DOC = {"url": 600, "bands": 250, "merge": 300}
+CORPUS_DEDUP_BASE_MB = 400
+CORPUS_DOCS_PER_SHARD = 40_000
+
+
+def corpus_dedup_mem_mb(job):
+    def mem_mb(wildcards):
+        docs = len(corpus_shards()) * CORPUS_DOCS_PER_SHARD
+        return CORPUS_DEDUP_BASE_MB + docs * CORPUS_DEDUP_BYTES_PER_DOC[job] // 1_000_000
+
+    return mem_mb
