@@ -36,14 +36,13 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 
 from grading.prompts import build_prompt, stop_strings, use_chat
 from pipeline.config import setup, stage_parser
 from pipeline.generation import build_generator
 from pipeline.io import fingerprint, read_jsonl, write_run_record
-from pipeline.models import load_model, load_tokenizer, save
-from pipeline.training import OptimConfig, TrainLoop, guard_resume
+from pipeline.models import configure_for_training, load_model, load_tokenizer, save
+from pipeline.training import OptimConfig, TrainLoop, guard_resume, process_state
 from rl.dpo import PairSource
 from rl.logprobs import token_logprobs
 from rl.losses import Coefficient, PolicyBatch, build_coefficient, policy_loss
@@ -119,19 +118,11 @@ def resume_key(cfg: dict, init: str) -> str:
     return fingerprint(str(init), cfg.get("seed"), rl, cfg.get("generation", {}), cfg.get("model", {}))
 
 
-def apply_model_settings(model, model_cfg: dict) -> None:
-    """The config's attention kernel and gradient checkpointing (as sft/recipe.py applies them)."""
-    if model_cfg.get("attn_implementation"):
-        model.set_attn_implementation(model_cfg["attn_implementation"])
-    if model_cfg.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable()
-
-
 def frozen(model):
     ref = copy.deepcopy(model).eval()
     ref.requires_grad_(False)
-    if getattr(ref, "is_gradient_checkpointing", False):
-        ref.gradient_checkpointing_disable()
+    if getattr(ref, "is_activation_checkpointing", False):
+        ref.activation_checkpointing_disable()  # no backward through the reference: nothing to recompute
     return ref
 
 
@@ -153,12 +144,13 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     model_cfg = cfg.get("model") or {}
     out = Path(out)
     t_start = time.perf_counter()
-    state = PartialState()  # rank and world size under `accelerate launch` (DDP); one process otherwise
+    state = process_state()  # rank and world size under `accelerate launch` (DDP); one process otherwise
     guard_resume(out, resume_key(cfg, init))
     device = state.device
     tokenizer = load_tokenizer(init)
     policy = load_model(init, dtype=model_cfg.get("dtype", "float32"), device=device)
-    apply_model_settings(policy, model_cfg)
+    configure_for_training(policy, attn_implementation=model_cfg.get("attn_implementation"),
+                           gradient_checkpointing=bool(model_cfg.get("gradient_checkpointing")))
     policy.train()
     checkpointing = bool(model_cfg.get("gradient_checkpointing"))
     share_prompts = False if checkpointing else None

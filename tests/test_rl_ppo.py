@@ -9,9 +9,9 @@ import torch
 
 from grading.prompts import build_prompt
 from pipeline.generation import build_generator
-from pipeline.models import load_model, load_tokenizer
+from pipeline.models import configure_for_training, load_model, load_tokenizer
 from rl.logprobs import rows_forward, token_logprobs
-from rl.ppo import PPORolloutSource, PPOSettings
+from rl.ppo import PPORolloutSource, PPOSettings, make_ppo_loss_fn
 from rl.rewards import RewardFunction
 from rl.rollouts import RolloutSettings, load_prompts
 from rl.value import ActorCritic
@@ -104,3 +104,28 @@ def test_killed_ppo_run_resumes_exactly(rl_tiny, tmp_path):
     assert ra[0]["value_mean"] == 0.0
     assert ra[0]["reward_mean"] > 0, "the fixture should sample some correct outputs"
     assert ra[1]["value_mean"] != 0.0
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(rl_tiny):
+    """model.gradient_checkpointing (issue #16): the checkpointed actor-critic runs every row as one
+    [prompt | output] forward (no KV cache to share prompts) and must give the plain run's loss and gradients."""
+    src = _ppo_source(rl_tiny, value_model="separate")
+    b = src.next_batch()
+    plain = src.policy
+    ckpt = ActorCritic(load_model(rl_tiny / "model"), "separate")
+    ckpt.load_state_dict(plain.state_dict())
+    configure_for_training(ckpt.policy, gradient_checkpointing=True)
+    configure_for_training(ckpt.critic, gradient_checkpointing=True)
+    grads = []
+    for model, share in ((plain, None), (ckpt, False)):
+        model.train()
+        model.zero_grad()
+        loss, m = make_ppo_loss_fn(0.2, 0.2, 0.5, share_prompts=share)(model, b)
+        loss.backward()
+        grads.append((float(loss), m["value_loss"], {k: p.grad.clone() for k, p in model.named_parameters()
+                                                     if p.grad is not None}))
+    (l1, v1, g1), (l2, v2, g2) = grads
+    assert l1 == pytest.approx(l2, abs=1e-5) and v1 == pytest.approx(v2, abs=1e-6)
+    assert g1.keys() == g2.keys() and any(k.startswith("critic.") for k in g1)
+    for k in g1:
+        assert torch.allclose(g1[k], g2[k], atol=1e-5), k
