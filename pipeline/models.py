@@ -138,7 +138,7 @@ def resolve_attn_implementation(requested: str | None) -> str | None:
 
 def configure_for_training(model, *, attn_implementation: str | None = None, gradient_checkpointing: bool = False):
     """Apply `model.attn_implementation` and `model.gradient_checkpointing` (config/schema/model.schema.yaml)
-    to a model about to be trained. Pretraining and SFT call it (sft/recipe.py); RL should too.
+    to a model about to be trained: pretraining and SFT (sft/recipe.py) and RL (rl/train.py) call it.
 
     Checkpointing is non-reentrant: it works with DDP's no_sync (gradient accumulation) and with inputs
     that need no gradient, and recomputes each decoder layer's forward in the backward pass."""
