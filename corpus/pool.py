@@ -23,9 +23,10 @@ from pipeline.io import read_jsonl, write_jsonl
 log = logging.getLogger(__name__)
 
 
-def load_matcher(benchmarks_path: str, n: int, min_exact: int) -> NgramMatcher:
-    """The matcher over the benchmark texts materialised by `corpus.sources benchmarks`."""
-    return NgramMatcher.from_texts(((r["benchmark"], r["text"]) for r in read_jsonl(benchmarks_path)), n, min_exact)
+def load_matcher(benchmarks_path: str, decontamination: dict) -> NgramMatcher:
+    """The matcher over the benchmark texts materialised by `corpus.sources benchmarks`, with the settings
+    of `corpus.decontamination` (n-gram length, LaTeX-aware tokens, generic n-grams not counted)."""
+    return NgramMatcher.from_config(((r["benchmark"], r["text"]) for r in read_jsonl(benchmarks_path)), decontamination)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
 
     removed = read_table(args.removed, ["id", "reason"])
     reasons = dict(zip(removed.column("id").to_pylist(), removed.column("reason").to_pylist()))
-    matcher = load_matcher(args.benchmarks, dcfg["ngram"], dcfg["min_exact"])
+    matcher = load_matcher(args.benchmarks, dcfg)
     dedup = StepStats("dedup", shard=args.shard)
     decontam = StepStats("decontaminate", shard=args.shard)
     rejects: list[dict] = []

@@ -173,6 +173,7 @@ def test_headline_differences_and_verdicts_by_hand():
     assert _verdict(d).startswith("agrees")  # +15 > 2 x 5
     assert "disagrees" in _verdict(_diff(mined, web, "greedy"))  # -15: the paper found the mined corpus ahead
     assert _verdict((8.0, 5.0)).startswith("within two standard errors")
+    assert _verdict((0.0, 0.0)).startswith("within two standard errors")  # no change at all is not a disagreement
     sft = {"maj@k": {"8": 0.30}, "stderr": {"maj@k": {"8": 0.0}}}
     rl = {"maj@k": {"8": 0.36}, "stderr": {"maj@k": {"8": 0.0}}}
     assert [round(x, 6) for x in _diff(sft, rl, "maj@k", "8")] == [6.0, 0.0]
@@ -202,6 +203,6 @@ def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
     assert "4/5 | MinHash not stated" in head and "**contamination leaked**" in head
     assert "| RL, world_math: Maj@16 RL − SFT |" in head and "| RL, world_gsm8k: greedy RL − SFT |" in head
     assert "corpus quality, world_gsm8k, base, few-shot: mined − web greedy" in head
-    # stage times summed per stage: eval = two jobs, 50 s wall, 45 s CPU = 0.8 min, peak RSS 600 MB
-    assert "| eval | 2 | 50 | 0.8 | 600 |" in head and "| rl | 1 | 100 | 1.6 | 900 |" in head
+    # stage times summed per stage: eval = two jobs, 50 s wall = 0.8 min, peak RSS 600 MB
+    assert "| eval | 2 | 50 | 0.8 | 600 |" in head and "| rl | 1 | 100 | 1.7 | 900 |" in head
     assert "| corpus | 1 | 5 | 0.1 | 100 |" in head

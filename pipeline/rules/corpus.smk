@@ -27,17 +27,6 @@ localrules:
     corpus_seed,
     corpus_benchmarks,
 
-# Downloads run in the Snakemake process, not as cluster jobs: compute nodes often have no internet, and a
-# download is network-bound (config/profiles/slurm). Hub datasets read by training/eval jobs are not
-# covered: on a cluster without internet on its nodes, fill the Hugging Face cache first (README "Slurm").
-
-
-localrules:
-    corpus_cc_listing,
-    corpus_cc_download,
-    corpus_seed,
-    corpus_benchmarks,
-
 
 rule corpus_cc_listing:
     input:
@@ -363,6 +352,7 @@ rule corpus_select:
     params:
         select=CORPUS_CFG["select"],
         negatives_quantile=CORPUS_CFG["classifier"]["negatives_quantile"],
+        health=CORPUS_CFG["classifier"].get("health"),
         domains=CORPUS_CFG["domains"],
         rounds=CORPUS_CFG["rounds"],
         prev=corpus_flags(corpus_select_prev),
