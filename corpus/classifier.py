@@ -34,9 +34,15 @@ import fasttext
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from corpus import rounds
+from corpus.cli import parser, setup
+from corpus.filters import StepStats
+from corpus.shards import read_table
 from corpus.text import classifier_line
+from pipeline.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,8 +269,6 @@ def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, 
     One shard at a time: negatives are spread over shards by a multivariate hypergeometric draw on
     the shards' candidate counts, so memory is one shard whatever the pool size.
     """
-    from corpus.shards import read_table
-
     rng = np.random.default_rng(seed)
     candidates = []
     positives: list[str] = []
@@ -291,18 +295,12 @@ def sample_training_pages(pool: Sequence[str | Path], discovered_ids: pa.Array, 
 
 def _ids(path: str | None) -> pa.Array:
     """The `id` column of a round file (discovered positives, negatives), or no ids in round 1."""
-    from corpus.shards import read_table
-
     if not path:
         return pa.array([], pa.string())
     return read_table(path, ["id"]).column("id").combine_chunks()
 
 
 def _train_main(args, cfg: dict) -> None:
-    from corpus import rounds
-    from corpus.shards import read_table
-    from pipeline.io import atomic_path, write_json
-
     ccfg = cfg["corpus"]["classifier"]
     prev = rounds.load_state(args.prev_state) if args.prev_state else None
     if prev is not None and prev["converged"]:
@@ -340,13 +338,6 @@ def _train_main(args, cfg: dict) -> None:
 
 
 def _score_main(args, cfg: dict) -> None:
-    import pyarrow.parquet as pq
-
-    from corpus import rounds
-    from corpus.filters import StepStats
-    from corpus.shards import read_table
-    from pipeline.io import atomic_path, write_json
-
     ccfg = cfg["corpus"]
     prev = rounds.load_state(args.prev_state) if args.prev_state else None
     if prev is not None and prev["converged"]:
@@ -375,8 +366,6 @@ def _score_main(args, cfg: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from corpus.cli import parser, setup
-
     p = parser("fastText math classifier of a mining round (paper §2.1): train or score.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train round R's classifier")

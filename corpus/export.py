@@ -18,6 +18,7 @@ import logging
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpus.cli import parser, setup
 from corpus.shards import read_table, write_parts
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ def web_text_table(pool_shards: list[str]) -> pa.Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from corpus.cli import parser, setup
-
     p = parser("Write corpus/final or corpus/web_text Parquet parts.")
     p.add_argument("what", choices=["final", "web_text"])
     p.add_argument("--kept", help="final: the last round's kept.parquet")

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from corpus.cli import parser, setup
 from corpus.filters import StepStats
 from corpus.rounds import load_state
 from pipeline.io import read_jsonl, write_json, write_text
@@ -112,8 +113,6 @@ def to_markdown(funnel: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from corpus.cli import parser, setup
-
     p = parser("Build corpus/funnel.json and funnel.md from the corpus steps' stats files.")
     p.add_argument("--stats", nargs="+", required=True, help="stats JSON files, in pipeline order")
     p.add_argument("--states", nargs="+", required=True, help="round state.json files, in round order")

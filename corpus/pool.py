@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from corpus.cli import parser, setup
 from corpus.decontaminate import DecontaminationFilter, NgramMatcher
 from corpus.document import Document
 from corpus.filters import IdSetFilter, StepStats, apply_filter, count_in, count_out
@@ -30,8 +31,6 @@ def load_matcher(benchmarks_path: str, decontamination: dict) -> NgramMatcher:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from corpus.cli import parser, setup
-
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--shard", type=int, required=True)
     p.add_argument("--input", required=True, help="extract document shard")

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from corpus.cli import parser, setup
 from corpus.domains import build_annotator, domain_stats, math_domains
 from corpus.filters import StepStats
 from corpus.shards import link_or_copy, read_table
@@ -203,8 +204,6 @@ def _write_parquet(path: str | Path, table: pa.Table) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from corpus.cli import parser, setup
-
     p = parser("Select round R's kept pages, discover math domains/paths, test convergence (paper §2.1).")
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--scores", nargs="+", required=True, help="round R's score shards")
