@@ -21,7 +21,14 @@ import sys
 import time
 from pathlib import Path
 
+from corpus.classifier import MathClassifier
+from corpus.dedup import MinHashDeduper, MinHashSettings
+from corpus.extract import html_to_text
+from corpus.filters import StepStats
+from corpus.warc import read_pages
+from pipeline.config import load_config
 from pipeline.io import read_jsonl
+from tests.test_corpus_extract import MATH_PAGES, compare_extractors
 from world import corpus_score
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +45,6 @@ def measure(results: Path) -> dict:
 
 def throughput(results: Path, max_pages: int = 3000) -> dict:
     """Pages/s on one core for extract + classify + MinHash (the per-page work of a shard)."""
-    from corpus.classifier import MathClassifier
-    from corpus.dedup import MinHashDeduper, MinHashSettings
-    from corpus.extract import html_to_text
-    from corpus.filters import StepStats
-    from corpus.warc import read_pages
-    from pipeline.config import load_config
-
     cfg = load_config(results / "config.yaml")["corpus"]
     pages = []
     for shard in sorted((results / "world/web").glob("shard-*.warc.gz")):
@@ -69,8 +69,6 @@ def throughput(results: Path, max_pages: int = 3000) -> dict:
 def extractor_comparison() -> dict:
     """Math kept by each extractor on the test fixtures' math pages (see tests/test_corpus_extract.py)."""
     sys.path.insert(0, str(ROOT))
-    from tests.test_corpus_extract import MATH_PAGES, compare_extractors
-
     return compare_extractors(MATH_PAGES)
 
 

@@ -21,6 +21,12 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
+
+from grading.prompts import build_prompt
+from pipeline.generation import build_generator
+from pipeline.models import build_model, load_model, load_tokenizer, train_tokenizer
+
 log = logging.getLogger("benchmarks.generation")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +36,6 @@ PROMPTS, N, MAX_NEW_TOKENS, REPEATS = 16, 8, 128, 3
 
 
 def _model_and_questions():
-    from pipeline.models import build_model, load_model, load_tokenizer, train_tokenizer
-
     if TINY_SFT.exists() and TINY_RL.exists():
         questions = [json.loads(line)["question"] for line in TINY_RL.open()][:PROMPTS]
         return load_model(TINY_SFT), load_tokenizer(TINY_SFT), questions, str(TINY_SFT)
@@ -48,11 +52,6 @@ def _cpu_time(fn) -> tuple[float, object]:
 
 
 def main(out_dir: Path) -> dict:
-    import torch
-
-    from grading.prompts import build_prompt
-    from pipeline.generation import build_generator
-
     model, tok, questions, source = _model_and_questions()
     model.eval()
     prompts = [build_prompt(q, "cot", tok) for q in questions]
