@@ -3,9 +3,11 @@
 we use MinHash LSH with datasketch).
 
 Both decisions keep one document per duplicate group, deterministically: the one with the smallest
-document id, i.e. the first in crawl order (shard, then record). The CLI is the global `dedup` step:
-it reads every shard's document table and MinHash signatures (computed per shard by
-`corpus.extract`) and writes the ids to drop with their reason and the id they duplicate.
+document id, i.e. the first in crawl order (shard, then record). The CLI is the dedup step as one
+job: it reads every shard's document table and MinHash signatures (computed per shard by
+`corpus.extract`) and writes the ids to drop with their reason and the id they duplicate. The
+workflow runs the same step fanned out over LSH band groups (corpus/dedup_shards.py), which gives
+exactly these decisions; this job is its reference.
 """
 
 from __future__ import annotations

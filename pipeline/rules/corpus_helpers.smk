@@ -135,10 +135,12 @@ def corpus_dedup_group_files(kind):
     return expand(str(CORPUS / f"dedup/bands/group-{{band_group}}.{suffix}"), band_group=corpus_dedup_groups())
 
 
-# Bytes per document of each dedup job (benchmarks/bench_dedup.py: peak RSS over N synthetic documents, 128
-# permutations, 16 bands x 8 rows, 30% near-duplicates; url: ~100-byte URLs) and a fixed base for the
-# interpreter and libraries. Documents per shard: at most ~40k (a Common Crawl WARC file holds ~37k pages).
-CORPUS_DEDUP_BYTES_PER_DOC = {"url": 600, "bands": 250, "merge": 300}
+# Memory of each dedup job: a base (interpreter + libraries ~170 MB, the bands job's verification chunk
+# ~70 MB) plus bytes per document, measured by benchmarks/bench_dedup.py (peak RSS at 100k and 400k
+# synthetic documents, 8 shards, 128 permutations, 16x8 bands, 30% near-duplicates; slopes url 544,
+# bands 226, merge 354 B/doc, rounded up here). Documents per shard: at most ~40k (a Common Crawl WARC
+# file holds ~37k pages), so 100 files -> url 2.8 GB, each bands job 1.4 GB, merge 2.0 GB.
+CORPUS_DEDUP_BYTES_PER_DOC = {"url": 600, "bands": 250, "merge": 400}
 CORPUS_DEDUP_BASE_MB = 400
 CORPUS_DOCS_PER_SHARD = 40_000
 
