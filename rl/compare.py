@@ -111,6 +111,7 @@ def write_figure(data: dict, n: int, path: Path) -> None:
                 pts = d["curve"].get(bench, [])
                 ax.errorbar([p[0] for p in pts], [100 * p[k] for p in pts], yerr=[100 * p[k + 1] for p in pts],
                             marker="o", capsize=3, label=method)
+            ax.set_xticks(sorted({p[0] for d in data.values() for p in d["curve"].get(bench, [])}))
             ax.set_title(f"{bench}: {label}")
             ax.set_xlabel("training step")
             ax.set_ylabel("accuracy (%)")
@@ -142,18 +143,24 @@ def write_markdown(data: dict, cfg: dict, path: Path) -> None:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append(f"\n(cells: greedy / Maj@{ev['n']})")
     lines += ["\n## Memory and speed (same G, batch and machine)\n",
-              "| method | peak RSS (MB) | s/step | training s/step (without sampling) | sampling s/step |",
-              "|---|---|---|---|---|"]
+              "| method | peak RSS (MB) | trained / frozen parameters | s/step | training s/step (without sampling) "
+              "| sampling + scoring s/step |", "|---|---|---|---|---|---|"]
     for method, d in data.items():
         r = d["run"]
-        lines.append(f"| {method} | {r.get('peak_rss_mb', float('nan')):.0f} | {r.get('step_s_mean', float('nan')):.2f} | "
-                     f"{r.get('train_s_mean', float('nan')):.2f} | {r.get('data_s_mean', float('nan')):.2f} |")
+        params = f"{r.get('trained_parameters', 0) / 1e6:.2f}M / {r.get('frozen_parameters', 0) / 1e6:.2f}M"
+        lines.append(f"| {method} | {r.get('peak_rss_mb', float('nan')):.0f} | {params} | "
+                     f"{r.get('step_s_mean', float('nan')):.2f} | {r.get('train_s_mean', float('nan')):.2f} | "
+                     f"{r.get('data_s_mean', float('nan')):.2f} |")
     if "ppo" in data and "grpo" in data:
         p, g = data["ppo"]["run"], data["grpo"]["run"]
         if g.get("peak_rss_mb") and g.get("step_s_mean"):
             lines.append(f"\nPPO ({rc['ppo']['value_model']} value model) against GRPO: "
                          f"{p.get('peak_rss_mb', 0) / g['peak_rss_mb']:.2f}x the peak memory, "
-                         f"{p.get('step_s_mean', 0) / g['step_s_mean']:.2f}x the seconds per step.")
+                         f"{p.get('step_s_mean', 0) / g['step_s_mean']:.2f}x the seconds per step "
+                         f"({p.get('train_s_mean', 0) / max(g.get('train_s_mean', 0), 1e-9):.2f}x the training time "
+                         "without sampling). Peak RSS includes the interpreter, torch and generation buffers; with a "
+                         "small model the difference in weights and optimizer state is what the parameter column shows. "
+                         "Step times are from runs that may have shared the CPU with other jobs.")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -222,6 +222,9 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     summary.update({"algorithm": algo, "prompts": len(prompts), "prompts_skipped": prompt_set.skipped,
                     "skipped_groups_total": source.skipped_groups_total, "reference_resets": reset.resets,
                     "peak_rss_mb": round(peak_rss_mb(), 1),
+                    # what the optimizer holds (weights, gradients, two AdamW moments each) and what is frozen
+                    "trained_parameters": sum(p.numel() for p in trained.parameters() if p.requires_grad),
+                    "frozen_parameters": sum(p.numel() for p in reference.parameters()) if reference is not None else 0,
                     "wall_s": round(time.perf_counter() - t_start, 2), "last_step": last})
     rewards.grader.close()
     write_run_record(out, f"rl.{algo}", cfg, init=str(init), summary=summary)

@@ -51,5 +51,5 @@ def test_report_from_hand_written_results(tmp_path):
     assert [p[0] for p in data["ppo"]["curve"]["b"]] == [0, 2, 4, 5]
     md = (tmp_path / "compare.md").read_text()
     assert "| grpo | 50.0+-5.0 / 25.0+-4.3 | 60.0+-4.9 / 60.0+-4.9 |" in md
-    assert "2.00x the peak memory, 1.50x the seconds per step" in md
+    assert "2.00x the peak memory, 1.50x the seconds per step (1.50x the training time" in md
     assert (tmp_path / "figure5.png").stat().st_size > 1000
