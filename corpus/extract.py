@@ -26,13 +26,20 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 from tqdm import tqdm
 
+from corpus.cli import parser, setup
+from corpus.dedup import MinHashDeduper, MinHashSettings, url_domain
 from corpus.document import Document
-from corpus.filters import StepStats
+from corpus.extract_guard import ExtractLimits, GuardedExtractor
+from corpus.filters import MinTokensFilter, StepStats, apply_filter, count_out
 from corpus.mathml import mathml_to_latex, tex_annotation
+from corpus.shards import write_docs
+from corpus.warc import MAX_RECORD_BYTES, read_pages
+from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +111,38 @@ def html_to_text(html: str, main_content: bool = True) -> str:
     return text.strip()
 
 
-def extract_docs(docs: Iterable[Document], stats: StepStats, main_content: bool = True) -> Iterator[Document]:
-    """HTML pages -> text pages (WET text passes through); a page the parser rejects is dropped as `extract_error`."""
-    for doc in docs:
-        if doc.metadata.get("content_type") == "text/html":
-            try:
-                doc.text = html_to_text(doc.text, main_content)
-            except (ValueError, TypeError) as e:  # resiliparse's HTMLParserException is a ValueError
-                stats.drop("extract_error")
-                stats.error("extract_error", url=doc.url, id=doc.id, message=str(e))
-                continue
-        stats.tokens_in += doc.n_tokens  # the words extracted (an HTML page has none before)
-        yield doc
+def extract_docs(docs: Iterable[Document], stats: StepStats, main_content: bool = True,
+                 limits: ExtractLimits | None = None) -> Iterator[Document]:
+    """HTML pages -> text pages (WET text passes through). Pages `limits` finds suspicious (deep or huge
+    DOM) are extracted in a child process under its time and memory limits (corpus/extract_guard.py).
+    Dropped with a reason: `extract_error` (the parser rejects the page), `extract_timeout`,
+    `extract_memory`, `extract_crash` (guarded path); `extra.extract_guarded` counts the guarded pages."""
+    limits = limits or ExtractLimits()
+    with GuardedExtractor(main_content, limits) as guard:
+        for doc in docs:
+            if doc.metadata.get("content_type") == "text/html":
+                if limits.suspicious(doc.text):
+                    stats.extra["extract_guarded"] = stats.extra.get("extract_guarded", 0) + 1
+                    text, reason, message = guard.extract(doc.text)
+                else:
+                    try:
+                        text, reason, message = html_to_text(doc.text, main_content), None, ""
+                    except (ValueError, TypeError) as e:  # resiliparse's HTMLParserException is a ValueError
+                        text, reason, message = None, "extract_error", str(e)
+                if reason is not None:
+                    stats.drop(reason)
+                    stats.error(reason, url=doc.url, id=doc.id, offset=doc.metadata.get("offset"), message=message)
+                    log.warning("%s (%s): %s: %s", doc.id, doc.url, reason, message)
+                    continue
+                doc.text = text
+            stats.tokens_in += doc.n_tokens  # the words extracted (an HTML page has none before)
+            yield doc
 
 
-def extract_shard(warc: str | Path, shard: int, stats: StepStats, main_content: bool, min_tokens: int) -> list[Document]:
+def extract_shard(warc: str | Path, shard: int, stats: StepStats, main_content: bool, min_tokens: int,
+                  max_record_bytes: int = MAX_RECORD_BYTES, limits: ExtractLimits | None = None) -> list[Document]:
     """The extract step on one WARC/WET file: pages -> text -> length filter, domains attached."""
-    from corpus.dedup import url_domain
-    from corpus.filters import MinTokensFilter, apply_filter, count_out
-    from corpus.warc import read_pages
-
-    docs = extract_docs(read_pages(warc, shard, stats), stats, main_content)
+    docs = extract_docs(read_pages(warc, shard, stats, max_record_bytes=max_record_bytes), stats, main_content, limits)
     docs = apply_filter(docs, MinTokensFilter(min_tokens), stats)
     out = []
     for doc in count_out(tqdm(docs, desc=f"extract shard {shard}", mininterval=10, disable=None), stats):
@@ -134,13 +152,6 @@ def extract_shard(warc: str | Path, shard: int, stats: StepStats, main_content: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    import numpy as np
-
-    from corpus.cli import parser, setup
-    from corpus.dedup import MinHashDeduper, MinHashSettings
-    from corpus.shards import write_docs
-    from pipeline.io import atomic_path
-
     p = parser("Extract step: one WARC/WET shard -> text pages (LaTeX kept) + MinHash signatures + stats.")
     p.add_argument("--input", required=True, help="WARC or WET file (gzip per record, or plain)")
     p.add_argument("--shard", type=int, required=True, help="shard index (document ids are s{shard}-{record})")
@@ -151,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = setup(args)
     ccfg = cfg["corpus"]
     stats = StepStats("extract", shard=args.shard)
-    docs = extract_shard(args.input, args.shard, stats, ccfg["extract"]["main_content"], ccfg["extract"]["min_tokens"])
+    ecfg = ccfg["extract"]
+    docs = extract_shard(args.input, args.shard, stats, ecfg["main_content"], ecfg["min_tokens"],
+                         ecfg["max_record_bytes"], ExtractLimits.from_config(ecfg))
     deduper = MinHashDeduper(MinHashSettings.from_config(ccfg["dedup"], seed=cfg["seed"]))
     signatures = deduper.signatures(d.text for d in docs)
     write_docs(args.output, docs)

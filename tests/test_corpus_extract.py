@@ -215,3 +215,112 @@ def test_real_pages_that_load_mathjax_extract_cleanly():
     texts = [html_to_text(p.text) for p in pages]
     assert sum(bool(t) for t in texts) >= 20
     assert not any("MathJax.Hub.Config" in t or "function(" in t or "{display:" in t for t in texts)
+
+
+# Extraction limits (issue #18 item 4): corpus/extract_guard.py. A page nested 20,000 <div>s deep takes
+# Resiliparse's main-content extraction tens of seconds (quadratic in depth, in C: no signal stops it).
+
+
+def deep_page(depth: int) -> str:
+    return "<html><body>" + "<div>deep " * depth + "bottom text" + "</div>" * depth + "</body></html>"
+
+
+@pytest.mark.parametrize("html, depth, tags", [
+    ("<html><body><div><div><p>a<p>b</div><div><br><img src=x></div></div></body></html>", 2, 3),
+    ("<div><ul><li>a<li>b<ul><li>c</ul></ul></div>", 3, 3),  # <li>'s end tag is implied: not nesting
+    ("<div>unclosed <div>unclosed <div>x", 3, 3),  # the parser nests unclosed divs: so does the estimate
+    ("<svg><path d='M0'/><path d='M1'/></svg><DIV CLASS=a>x</DIV>", 1, 2),  # self-closed, upper case
+    ("<script>if (a < b) {}</script><p>x</p>", 1, 1),  # '<' + space is no tag
+    ("<!-- <div> --><div>x</div>", 2, 2),  # tags in comments count (an overestimate, never an under-)
+    ("plain text, no markup", 0, 0),
+])
+def test_dom_depth_estimate(html, depth, tags):
+    from corpus.extract_guard import dom_depth
+
+    assert dom_depth(html) == (depth, tags)
+
+
+def test_dom_depth_is_linear():
+    """The pre-check must stay cheap on exactly the pages that are expensive to extract."""
+    from corpus.extract_guard import dom_depth
+
+    def cpu(depth: int) -> float:
+        html = deep_page(depth)
+        t0 = time.process_time()
+        for _ in range(3):
+            assert dom_depth(html)[0] == depth
+        return time.process_time() - t0
+
+    small, large = cpu(20_000), cpu(160_000)
+    assert large < 20 * small, (small, large)  # 8x the input: linear is ~8x, quadratic would be ~64x
+
+
+def _warc_with_deep_page(path: Path, depth: int) -> list[str]:
+    from datetime import UTC, datetime
+
+    from world.warc import WebRecord, write_warc
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    good = page("Primes", "<p>Every integer above 1 is a product of primes, and $p \\mid ab$ implies $p \\mid a$ "
+                "or $p \\mid b$ for a prime $p$.</p>")
+    htmls = [good, deep_page(depth), good.replace("Primes", "Gaps")]
+    urls = ["https://a.org/primes", "https://b.org/deep", "https://a.org/gaps"]
+    write_warc(path, [WebRecord(u, h, start, f"urn:uuid:00000000-0000-4000-8000-{i:012x}")
+                      for i, (u, h) in enumerate(zip(urls, htmls))], "urn:uuid:ffffffff-0000-4000-8000-000000000000",
+               start, {"software": "test"})
+    return urls
+
+
+def test_a_20000_deep_page_is_dropped_and_its_neighbours_kept(tmp_path):
+    from corpus.extract import extract_shard
+    from corpus.extract_guard import ExtractLimits
+    from corpus.filters import StepStats
+
+    urls = _warc_with_deep_page(tmp_path / "deep.warc.gz", 20_000)
+    stats = StepStats("extract", shard=0)
+    t0 = time.perf_counter()
+    docs = extract_shard(tmp_path / "deep.warc.gz", 0, stats, main_content=True, min_tokens=5,
+                         limits=ExtractLimits(time_limit_s=1.0))
+    wall = time.perf_counter() - t0
+    assert [d.url for d in docs] == [urls[0], urls[2]]
+    assert "$p \\mid ab$" in docs[0].text
+    assert dict(stats.dropped) == {"extract_timeout": 1}
+    assert stats.docs_in == stats.docs_out + 1 == 3
+    (err,) = stats.errors
+    assert err["reason"] == "extract_timeout" and err["url"] == urls[1] and err["id"] == "s0000-0000001"
+    assert stats.extra["extract_guarded"] == 1  # only the deep page paid for the child process
+    assert wall < 15, wall  # 1 s limit + the child's start (seconds on a loaded machine), not the minutes
+
+
+def test_guarded_extraction_gives_the_same_text_and_restarts_after_a_kill():
+    from corpus.extract_guard import ExtractLimits, GuardedExtractor
+
+    html = page("Primes", "<p>The sum $\\sum_{k=1}^n k = \\frac{n(n+1)}{2}$ holds for all $n$.</p>")
+    with GuardedExtractor(True, ExtractLimits(time_limit_s=0.5)) as guard:
+        assert guard.extract(html) == (html_to_text(html), None, "")
+        text, reason, message = guard.extract(deep_page(20_000))
+        assert (text, reason) == (None, "extract_timeout") and "0.5 s" in message
+        assert guard.extract(html) == (html_to_text(html), None, "")  # a fresh child
+        assert guard.starts == 2
+
+
+def test_guarded_extraction_memory_limit():
+    """A page whose extraction needs more than memory_limit_mb is dropped, not the machine's memory."""
+    from corpus.extract_guard import ExtractLimits, GuardedExtractor
+
+    big = "<html><body>" + "<p>" + "word " * 200 + "</p>" * 1 + "<div><span>x</span></div>" * 400_000 + "</body></html>"
+    with GuardedExtractor(True, ExtractLimits(time_limit_s=60, memory_limit_mb=64)) as guard:
+        text, reason, _ = guard.extract(big)
+        assert text is None and reason == "extract_memory"
+        small = page("Primes", "<p>Short page.</p>")
+        assert guard.extract(small)[0] == html_to_text(small)
+
+
+def test_suspicious_routes_only_deep_or_huge_pages():
+    from corpus.extract_guard import ExtractLimits
+
+    limits = ExtractLimits(guard_depth=50, guard_tags=1000)
+    assert not limits.suspicious(page("Primes", PROSE * 20))
+    assert limits.suspicious(deep_page(51))
+    assert not limits.suspicious(deep_page(50))
+    assert limits.suspicious("<div>" + "<span>x</span>" * 1001 + "</div>")
