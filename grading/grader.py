@@ -302,7 +302,8 @@ def _sympy_equivalent(pred: str, gold: str) -> bool:
 
 
 def _load_sympy() -> None:
-    """Import sympy and the LaTeX parser on first use and self-test them, outside the task's limit."""
+    """Import sympy and the LaTeX parser and self-test them, outside any task's limit: on the first
+    comparison that needs them, or earlier when the worker is idle (`warm_up`)."""
     global _SYMPY_READY
     if _SYMPY_READY:
         return
@@ -314,6 +315,9 @@ def _load_sympy() -> None:
         except RuntimeError as e:
             raise WorkerFatal(str(e)) from e
     _SYMPY_READY = True
+
+
+warm_up = _load_sympy  # grading.worker_pool calls this when a worker is idle
 
 
 def _fast_groups(answers: list[str]) -> dict:

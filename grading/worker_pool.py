@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import resource
+import select
 import selectors
 import signal
 import subprocess
@@ -48,6 +49,7 @@ TIMEOUT = "timeout"  # the result of a task that ran out of time (or crashed its
 STARTUP_TIMEOUT_S = 120.0  # for a worker to start, and for one `untimed()` block
 WORKER_MEMORY_MB = 3072
 WINDOW = 8  # tasks queued per worker: the worker never waits for the caller between tasks
+IDLE_S = 0.05  # a worker idle this long runs its handler module's warm_up()
 DEFAULT_HANDLER = "grading.grader:handle"
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,8 +218,9 @@ class WorkerPool:
             while left:
                 if len(active) < want and len(pending) > WINDOW * len(active):
                     add(self._checkout(want - len(active), block=False))
+                share = min(WINDOW, -(-left // len(active)))  # spread a short call over all its workers
                 for w in list(active):
-                    while w.ready and pending and len(w.inflight) < WINDOW:
+                    while w.ready and pending and len(w.inflight) < share:
                         i = pending.popleft()
                         w.send(i, (json.dumps({**tasks[i], "i": i}) + "\n").encode())
                     w.flush()
@@ -332,17 +335,38 @@ def untimed():
 
 
 def serve(handler: str = DEFAULT_HANDLER, memory_mb: int = WORKER_MEMORY_MB) -> None:
-    """Worker main loop: load `module:function`, then answer one JSON line per task until stdin closes."""
+    """Worker main loop: load `module:function`, then answer one JSON line per task until stdin closes.
+
+    The first time the worker is idle for IDLE_S, it calls the module's `warm_up()` if it has one (a
+    one-off import, wrapped in `untimed()` by the module), so a worker that is given tasks at once
+    starts on them at once, and one that waits between calls is fully loaded when the next comes.
+    """
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         module, name = handler.split(":")
         handle = getattr(importlib.import_module(module), name)
+        warm_up = getattr(sys.modules[module], "warm_up", None)
     except Exception as e:  # report why, then exit: the pool raises with this message
         _write({"fatal": f"cannot load {handler}: {type(e).__name__}: {e}"})
         return
     _write({"ready": True})
-    for line in sys.stdin:
+    fd, buf = sys.stdin.fileno(), b""
+    while True:
+        while b"\n" not in buf:
+            if warm_up is not None and not select.select([fd], [], [], IDLE_S)[0]:
+                try:
+                    warm_up()
+                except WorkerFatal as e:
+                    _write({"fatal": str(e)})
+                    return
+                warm_up = None
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
         task = json.loads(line)
         try:
             reply = handle(task)

@@ -101,6 +101,18 @@ def test_calls_from_threads_run_concurrently(pool):
     assert max(latencies.values()) < 5.0, latencies
 
 
+def test_loading_sympy_does_not_count_against_the_first_pair():
+    """A fresh worker imports sympy (about 1.5 s) on its first slow pair; the limit is the pair's own."""
+    p = WorkerPool()
+    try:
+        t0 = time.monotonic()
+        v = grade_many([("\\boxed{2\\sqrt{2}}", "\\sqrt{8}")], timeout=0.5, pool=p)[0]
+        assert v.status == "ok" and v.correct
+        assert time.monotonic() - t0 > 0.5  # it did load sympy within this call
+    finally:
+        p.close()
+
+
 def test_the_pool_checks_answers_in_order_and_reports_timeouts():
     p = WorkerPool(HOOKED)
     try:
