@@ -69,6 +69,7 @@ def _real_texts():
     return math, other
 
 
+@pytest.mark.shared
 def test_real_math_vs_real_web_text(tmp_path):
     math, other = _real_texts()
     rng = random.Random(0)

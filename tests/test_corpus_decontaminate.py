@@ -72,6 +72,7 @@ def test_filter_reports_what_and_why():
     assert f(Document(text="An unrelated page about gardening.", id="s0000-0000002")) is None
 
 
+@pytest.mark.shared
 @needs_shared
 def test_real_gsm8k_test_set_catches_quotes_and_spares_real_math_pages():
     """All 1319 real GSM8K test questions + solutions; a page quoting one is caught, and real math Q&A

@@ -109,6 +109,7 @@ def test_skipped_ids_do_not_take_part():
     assert near_duplicates(ids, sig, deduper, skip={ids[3]}) == {}
 
 
+@pytest.mark.shared
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared real-data samples)")
 def test_real_math_pages_with_edited_boilerplate_are_near_duplicates():
     """Real StackMathQA posts: a re-crawl with a new date line and a changed footer is caught, distinct

@@ -51,6 +51,7 @@ def test_common_crawl_source_dag_needs_no_network(tmp_path):
     assert jobs["corpus_score"] == 3 * cfg["corpus"]["rounds"]["max_rounds"]
 
 
+@pytest.mark.shared
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"{SAMPLES} absent (shared real-data samples)")
 def test_files_source_dag(tmp_path):
     cfg = config_section("smoke")

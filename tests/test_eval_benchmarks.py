@@ -12,6 +12,7 @@ BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "bench"
 needs_bench = pytest.mark.skipif(not BENCH.exists(), reason=f"{BENCH} not present (shared benchmark data)")
 
 
+@pytest.mark.shared
 @needs_bench
 def test_gsm8k_test_file():
     b = load_benchmark("gsm8k", data=BENCH / "gsm8k_test.jsonl")
@@ -22,6 +23,7 @@ def test_gsm8k_test_file():
     assert len({p.problem_id for p in b.problems}) == 1319
 
 
+@pytest.mark.shared
 @needs_bench
 def test_math_test_file_subjects_and_levels():
     b = load_benchmark("math", data=BENCH / "math_test.jsonl")
@@ -32,6 +34,7 @@ def test_math_test_file_subjects_and_levels():
     assert b.problems[0].answer == "2"
 
 
+@pytest.mark.shared
 @needs_bench
 def test_math500_gold_equals_last_boxed_of_its_solution():
     b = load_benchmark("math500", data=BENCH / "math500_test.jsonl")
@@ -41,6 +44,7 @@ def test_math500_gold_equals_last_boxed_of_its_solution():
     assert all(last_boxed(r["solution"]) == r["answer"] for r in rows)
 
 
+@pytest.mark.shared
 @needs_bench
 def test_limit_keeps_the_first_problems():
     b = load_benchmark("math500", data=BENCH / "math500_test.jsonl", limit=5)
