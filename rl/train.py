@@ -39,7 +39,7 @@ import torch
 
 from grading.prompts import build_prompt, stop_strings, use_chat
 from pipeline.config import setup, stage_parser
-from pipeline.generation import build_generator
+from pipeline.generation import build_generator, resolve_backend
 from pipeline.io import fingerprint, read_jsonl, write_run_record
 from pipeline.models import configure_for_training, load_model, load_tokenizer, save
 from pipeline.training import OptimConfig, TrainLoop, guard_resume, process_state
@@ -165,7 +165,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     log.info("%s: %d RL prompts (records skipped per source: %s)", algo, len(prompts), prompt_set.skipped)
 
     chat = use_chat(rc["prompt_layout"], tokenizer)
-    backend = gc.pop("backend", "hf")
+    backend = resolve_backend(gc.pop("backend", "auto"))  # auto: vLLM with a GPU and vllm, else HF
     sampler = reference if algo in OFFLINE else policy  # which model the data source samples from
     generator = build_generator(backend, init if backend == "vllm" else sampler, tokenizer, **gc)
     settings = RolloutSettings(
