@@ -35,10 +35,12 @@ from pathlib import Path
 
 from benchmarks.mathverify_cases import DATA as MATHVERIFY_CASES
 from benchmarks.mathverify_cases import gold_answer, load_cases, score_math_verify
+from tests.test_grader_golden import GOLDEN
 
 log = logging.getLogger("benchmarks.grader")
 ROOT = Path(__file__).resolve().parents[1]
 MATH500 = ROOT.parent / "shared" / "data" / "bench" / "math500_test.jsonl"
+GSM8K = MATH500.with_name("gsm8k_test.jsonl")
 GRADERS = {"ours": "grading.grader", "math_verify": "math-verify 0.9.0"}
 THREADS = 8
 
@@ -46,8 +48,6 @@ THREADS = 8
 def load_workload(name: str) -> dict:
     """{"pairs": [(completion, gold)], "expected": [bool], "categories": [str]} (and Math-Verify's rows)."""
     if name == "golden":
-        from tests.test_grader_golden import GOLDEN  # the table lives with its test
-
         return {"pairs": [(c.completion, c.gold) for c in GOLDEN], "expected": [c.correct for c in GOLDEN],
                 "categories": [c.category for c in GOLDEN]}
     if name == "mathverify":
@@ -79,6 +79,7 @@ def available_workloads() -> list[str]:
 
 def _ours() -> tuple[float, Callable[[dict], list[bool]]]:
     t0 = time.perf_counter()
+    # Imported here: its import is part of the start-up this fresh process measures.
     from grading.grader import grade, grade_many
 
     grade("\\boxed{2\\sqrt{2}}", "\\sqrt{8}")  # the worker starts, imports sympy, runs its self-test
@@ -122,6 +123,7 @@ def measure(grader: str, workload: str) -> dict:
 
 def measure_concurrency(threads: int = THREADS) -> dict:
     """Per-call latency of grade_many(golden table) alone, then from `threads` threads at once."""
+    # As in _ours: nothing of ours loads in Math-Verify's process.
     from grading.grader import grade_many
     from grading.worker_pool import shared_pool
 
@@ -149,6 +151,30 @@ def measure_concurrency(threads: int = THREADS) -> dict:
     return {"threads": threads, "cases_per_call": len(pairs), "alone_s": round(alone, 3),
             "threaded_mean_s": round(sum(latencies) / len(latencies), 3), "threaded_max_s": round(max(latencies), 3),
             "threaded_wall_s": round(wall, 3)}
+
+
+def measure_overhead() -> dict:
+    """What running every pair in a worker costs: the same pairs graded by the worker's own function
+    in this process (no time limit possible) and through the pool (workers=1), both warm. Pairs: GSM8K
+    reference solutions, all decided by the fast path (the common case)."""
+    # As in _ours: nothing of ours loads in Math-Verify's process.
+    from grading.grader import grade_many, handle
+
+    rows = [json.loads(x)["answer"] for x in GSM8K.read_text().splitlines()]
+    pairs = [(r.replace("####", "The answer is"), r.split("####")[-1].strip()) for r in rows]
+    tasks = [{"op": "grade", "c": c, "g": g, "t": False, "x": False} for c, g in pairs]
+    grade_many([*pairs, ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}")])  # warm, sympy loaded: no warm_up() to come
+    for task in tasks:
+        handle(task)
+    t0 = time.perf_counter()
+    for task in tasks:
+        handle(task)
+    local = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grade_many(pairs)
+    pooled = time.perf_counter() - t0
+    return {"pairs": len(pairs), "in_process_s": round(local, 3), "pool_s": round(pooled, 3),
+            "overhead_us_per_pair": round(1e6 * (pooled - local) / len(pairs), 1)}
 
 
 def _in_fresh_process(*args: str) -> dict:
@@ -197,6 +223,10 @@ def main(out_dir: Path) -> dict:
                  ours["cold_cases_per_s"], mv["cold_cases_per_s"], result[workload]["speedup_cold"],
                  ours["warm_cases_per_s"], mv["warm_cases_per_s"], result[workload]["speedup_warm"],
                  ours["accuracy"], mv["accuracy"])
+    if GSM8K.exists():
+        result["pool_overhead"] = _in_fresh_process("--overhead")
+        log.info("every pair in a worker: %.1f us a pair over grading in-process (%s)",
+                 result["pool_overhead"]["overhead_us_per_pair"], result["pool_overhead"])
     result["concurrency"] = _in_fresh_process("--concurrency")
     log.info("grade_many from %d threads: %.2fs per call alone, %.2fs mean / %.2fs max at once",
              THREADS, result["concurrency"]["alone_s"], result["concurrency"]["threaded_mean_s"],
@@ -209,6 +239,10 @@ if __name__ == "__main__":  # the fresh process main() starts for one measuremen
     ap.add_argument("--grader", choices=sorted(GRADERS))
     ap.add_argument("--workload")
     ap.add_argument("--concurrency", action="store_true")
+    ap.add_argument("--overhead", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(measure_concurrency() if args.concurrency else measure(args.grader, args.workload)))
+    if args.concurrency or args.overhead:
+        print(json.dumps(measure_concurrency() if args.concurrency else measure_overhead()))
+    else:
+        print(json.dumps(measure(args.grader, args.workload)))
