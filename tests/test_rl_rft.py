@@ -48,9 +48,9 @@ def test_rft_samples_the_sft_model_once_online_rft_the_current_policy(rl_tiny):
     # Step 2 walks a new permutation of the same 4 questions with a new seed. RFT reuses each question's
     # outputs (sampled once); Online RFT and the witness draw new ones.
     def by_question(src, batch):
-        rows = batch.rows
-        picked = src._next_prompts.__self__.order  # the order of the epoch this batch came from
-        return {picked[g]: [o for o, gg in zip(_outputs(batch), rows.group.tolist()) if gg == g] for g in range(4)}
+        """question index -> its outputs; one step is one whole epoch here, so row group g is src.order[g]"""
+        groups = batch.rows.group.tolist()
+        return {src.order[g]: [o for o, gg in zip(_outputs(batch), groups) if gg == g] for g in range(4)}
 
     first = by_question(rft, b_rft)
     second_rft = rft.next_batch()
