@@ -8,7 +8,8 @@ Workloads:
 - math500: MATH500 reference solutions vs their answers (../shared/data/bench, when present), all
   expected correct.
 
-Each (grader, workload) runs in a fresh process, so nothing is cached from an earlier workload:
+Each (grader, workload) runs in a fresh process, so nothing is cached from an earlier workload (three
+times, alternating between the graders; the fastest time of each kind is reported, all are kept):
 - startup_s: imports plus one trivial verdict (ours: the pool's worker starts, imports sympy and runs
   its self-test; Math-Verify: sympy and its parsers load);
 - cold: the first pass over the workload (every parse cache empty), the number the issue asks for;
@@ -16,7 +17,9 @@ Each (grader, workload) runs in a fresh process, so nothing is cached from an ea
 Both graders use one process for the comparisons (ours: `workers=1`). Math-Verify is called as its
 README advises: `verify(parse("$" + gold + "$"), parse(completion))`.
 
-concurrency: per-call latency of grade_many(golden table, workers=1) alone and from 8 threads at once.
+pool_overhead: GSM8K's fast-path pairs graded in-process by the worker's own function vs through the
+pool (what bounding every pair's time costs). concurrency: per-call latency of grade_many(golden
+table, workers=1) alone and from 8 threads at once.
 
     python -m benchmarks.run --only grader          # writes results/bench/grader.json
 """
@@ -43,6 +46,7 @@ MATH500 = ROOT.parent / "shared" / "data" / "bench" / "math500_test.jsonl"
 GSM8K = MATH500.with_name("gsm8k_test.jsonl")
 GRADERS = {"ours": "grading.grader", "math_verify": "math-verify 0.9.0"}
 THREADS = 8
+REPEATS = 3  # fresh processes per grader and workload; the fastest is reported (the machine is shared)
 
 
 def load_workload(name: str) -> dict:
@@ -188,6 +192,13 @@ def _in_fresh_process(*args: str) -> dict:
 # ---------------------------------------------------------------- the report
 
 
+def _fastest(runs: list[dict]) -> dict:
+    """Per time, the minimum over repeated runs (other load only ever adds time); every run's times kept."""
+    best = {k: min(r[k] for r in runs) for k in ("startup_s", "cold_s", "warm_s")}
+    return {**best, "verdicts": runs[0]["verdicts"],
+            "runs": [{k: round(r[k], 3) for k in ("startup_s", "cold_s", "warm_s")} for r in runs]}
+
+
 def _score(name: str, m: dict, expected: list[bool], categories: list[str]) -> dict:
     got, n = m["verdicts"], len(expected)
     right = [g == e for g, e in zip(got, expected)]
@@ -197,7 +208,7 @@ def _score(name: str, m: dict, expected: list[bool], categories: list[str]) -> d
         by_cat[cat][0] += ok
         by_cat[cat][1] += 1
     return {
-        "grader": name, "cases": n, "startup_s": round(m["startup_s"], 3),
+        "grader": name, "cases": n, "runs": m["runs"], "startup_s": round(m["startup_s"], 3),
         "cold_s": round(m["cold_s"], 3), "warm_s": round(m["warm_s"], 3),
         "cold_cases_per_s": round(n / m["cold_s"], 1), "warm_cases_per_s": round(n / m["warm_s"], 1),
         "cold_with_startup_cases_per_s": round(n / (m["cold_s"] + m["startup_s"]), 1),
@@ -212,8 +223,11 @@ def main(out_dir: Path) -> dict:
     result: dict = {"workers": 1}
     for workload in available_workloads():
         w = load_workload(workload)
-        side = {g: _score(name, _in_fresh_process("--grader", g, "--workload", workload), w["expected"], w["categories"])
-                for g, name in GRADERS.items()}
+        runs: dict[str, list[dict]] = {g: [] for g in GRADERS}
+        for _ in range(REPEATS):  # alternating, so both graders see the same spells of machine load
+            for g in GRADERS:
+                runs[g].append(_in_fresh_process("--grader", g, "--workload", workload))
+        side = {g: _score(name, _fastest(runs[g]), w["expected"], w["categories"]) for g, name in GRADERS.items()}
         ours, mv = side["ours"], side["math_verify"]
         result[workload] = {**side, "speedup_cold": round(mv["cold_s"] / ours["cold_s"], 1),
                             "speedup_warm": round(mv["warm_s"] / ours["warm_s"], 1)}

@@ -113,9 +113,11 @@ class _Worker:
     def deadline(self, timeout: float) -> float:
         if not self.ready:
             return self.started + STARTUP_TIMEOUT_S
+        if not self.inflight:
+            return float("inf")
         if self.untimed_since is not None:
             return self.untimed_since + STARTUP_TIMEOUT_S
-        return self.head_start + timeout if self.inflight else float("inf")
+        return self.head_start + timeout
 
     def kill(self) -> None:
         try:
