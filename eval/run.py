@@ -232,7 +232,7 @@ def grader_version() -> str:
 
 
 def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: int, timeout: float,
-                 code_timeout: float) -> list[dict]:
+                 code_timeout: float, ids: list | None = None) -> list[dict]:
     """Grade completions with the shared grader (grading.grader.grade_many).
 
     A completion cut at max_new_tokens is graded with `truncated=True`: the grader then accepts only an
@@ -242,7 +242,7 @@ def grade_traces(traces: list[Trace], golds: list[str], *, fmt: str, workers: in
     """
     truncated = [t.finish_reason == "length" for t in traces]
     verdicts = grade_many([(t.text, g) for t, g in zip(traces, golds)], workers=workers, timeout=timeout,
-                          execute_code=fmt == "pot", truncated=truncated, code_timeout=code_timeout)
+                          execute_code=fmt == "pot", truncated=truncated, code_timeout=code_timeout, ids=ids)
     out = []
     for v, cut in zip(verdicts, truncated):
         status = "truncated" if cut and v.status == "no_answer" else str(v.status)
@@ -299,7 +299,8 @@ def run_eval(s: EvalSettings) -> dict:
     # Grade everything in one call (the grader parallelises), greedy first then samples problem-major.
     flat = greedy + [t for row in sampled for t in row]
     golds = [p.answer for p in problems] + [p.answer for p in problems for _ in range(s.n)]
-    verdicts = grade_traces(flat, golds, fmt=s.format, workers=s.grader_workers, timeout=s.grader_timeout,
+    ids = [p.problem_id for p in problems] + [p.problem_id for p in problems for _ in range(s.n)]
+    verdicts = grade_traces(flat, golds, fmt=s.format, workers=s.grader_workers, timeout=s.grader_timeout, ids=ids,
                             code_timeout=s.code_timeout)
 
     rows = []

@@ -312,6 +312,27 @@ def test_pot_and_tool_formats_run_code_end_to_end(monkeypatch, tiny_tokenizer_di
     if fmt == "tool":
         assert all(r["tool_calls"] == 1 and "```output\n5\n```" in r["completion"] for r in rows[:3])
         assert all("```output" in s for s in gen.stops)
+    # the isolation the sandbox applied to these programs is recorded beside the scores
+    assert metrics["sandbox"]["required"] == "full" and metrics["sandbox"]["level"] in ("full", "partial", "none")
+    assert json.loads((out / "metrics.json").read_text())["sandbox"] == metrics["sandbox"]
+
+
+def test_code_is_refused_below_the_required_isolation(monkeypatch, tiny_tokenizer_dir, tmp_path):
+    """eval.sandbox.require: a level the machine cannot give stops the run before anything is generated."""
+    from grading import sandbox
+
+    gen = FormatGenerator("pot")
+    monkeypatch.setattr("eval.run.build_generator", lambda backend, model, tok=None, **o: gen)
+    weaker = sandbox.Isolation(unshare=(), pid_namespace=False, net_namespace=False, mount_namespace=False,
+                               separate_uid=False, landlock_abi=3, seccomp=True, python="python3", level="partial",
+                               missing=("a per-run uid",))
+    monkeypatch.setattr(sandbox, "isolation", lambda: weaker)
+    data = tmp_path / "add.jsonl"
+    data.write_text(json.dumps({"question": "What is 2+3?", "answer": "#### 5"}) + "\n")
+    with pytest.raises(sandbox.SandboxError, match="below the required 'full'; missing: a per-run uid"):
+        eval_run.main(["--model", str(tiny_tokenizer_dir), "--benchmark", "add", "--data", str(data),
+                       "--format", "pot", "--n", "0", "--out", str(tmp_path / "o")])
+    assert not gen.stops, "generation started although the sandbox was refused"
 
 
 def test_per_checkpoint_overrides_and_seed_from_config(tmp_path):
