@@ -27,6 +27,19 @@ def count_tokens(text: str) -> int:
 
 
 def classifier_tokens(text: str, max_tokens: int | None = None) -> list[str]:
+    if max_tokens:
+        # Tokenize a prefix cut just after a space or newline: no token spans it, and lower-casing stops
+        # there (Final_Sigma looks past case-ignorable characters only), so its tokens begin the text's.
+        # Long pages then cost ~1/3 less (measured on real pages; the classifier reads max_tokens).
+        limit = 16 * max_tokens
+        while limit < len(text):
+            cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
+            if cut <= 0:
+                break
+            tokens = _CLASSIFIER_TOKEN.findall(text[: cut + 1].lower())
+            if len(tokens) >= max_tokens:
+                return tokens[:max_tokens]
+            limit *= 4
     tokens = _CLASSIFIER_TOKEN.findall(text.lower())
     return tokens[:max_tokens] if max_tokens else tokens
 
