@@ -1,7 +1,7 @@
 """The grader's slow path: LaTeX -> sympy and an exact-as-possible equality test (paper §4.1 rewards).
 
-Parsing uses grading.latex_arith for plain arithmetic and latex2sympy2_extended (an ANTLR grammar)
-for everything else; both build sympy objects directly, nothing is `eval`ed or `sympify`ed from
+Parsing uses grading.latex_arith for plain arithmetic, relations, intervals, subscripts and sums
+(`parse_structured`) and latex2sympy2_extended (an ANTLR grammar) for everything else; both build sympy objects directly, nothing is `eval`ed or `sympify`ed from
 model text. A drift between the ANTLR runtime and the generated
 parser can make every parse fail silently, so `self_test()` checks a few known parses and raises;
 grader workers run it before they accept work.
@@ -14,7 +14,12 @@ Equality:
   points (a polynomial identity that holds at random points holds everywhere with probability 1);
 - equations: the same as comparing `lhs - rhs` up to a constant factor; `x = 3` vs `3` compares
   the side that is not the lone variable;
-- matrices elementwise; finite sets unordered; intervals by ends and open/closed flags.
+- matrices elementwise; finite sets unordered; intervals by ends and open/closed flags; a relation
+  (or chain) in one variable as the interval it describes — read off directly when every link is
+  linear in that variable (`-x > -1` is x < 1), else by sympy's `as_set`;
+- sums, products, integrals, limits and derivatives only when structurally identical: they are never
+  evaluated, numerically or symbolically (a Euler-Maclaurin evaluation of `\\sum_{k=0}^{n-1} F_k` took
+  seconds and proves nothing about a symbolic sum); a miss there is possible, a false accept is not.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from latex2sympy2_extended import latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 from sympy.core.evalf import PrecisionExhausted
 
-from grading.latex_arith import parse_arith
+from grading.latex_arith import parse_arith, parse_structured
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +50,9 @@ _SPECIAL = {sympy.Symbol("i"): sympy.I, sympy.Symbol("e"): sympy.E, sympy.Symbol
 def parse_latex(text: str):
     """sympy object for a cleaned LaTeX answer, or None when it does not parse.
 
-    The arithmetic subset goes through `grading.latex_arith` (microseconds); the rest through
-    latex2sympy2_extended (milliseconds)."""
-    expr = parse_arith(text)
+    What `grading.latex_arith.parse_structured` reads goes through it (microseconds); the rest through
+    latex2sympy2_extended (milliseconds, and 50-800 ms the first time a process meets a construct)."""
+    expr = parse_structured(text)
     return expr if expr is not None else _latex2sympy(text)
 
 
@@ -88,6 +93,7 @@ def sympy_equal(pred: str, gold: str, scale=1) -> bool:
 
 
 _UNDEFINED = (sympy.zoo, sympy.nan)
+_UNEVALUATED = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.Derivative)
 
 
 def _undefined(x) -> bool:
@@ -102,11 +108,71 @@ def _as_set(x):
         return x.rhs
     if isinstance(x, (sympy.And, sympy.Or)) or (isinstance(x, sympy.Rel) and not isinstance(x, (sympy.Eq, sympy.Ne))):
         if len(x.free_symbols) == 1:
+            linear = _linear_interval(x)
+            if linear is not None:
+                return linear
             try:
                 return x.as_set()
             except (NotImplementedError, TypeError, ValueError):
                 return x
     return x
+
+
+def _linear_interval(x):
+    """The set a relation or a conjunction of relations in one variable v describes when every link
+    is linear in v (`-793 < a < 10`, `-x \\ge -1`) or in |v| (`1 \\le |z| \\le 2`) with a non-zero
+    numeric coefficient, read off directly; None otherwise (sympy's `as_set`, about 80 ms each and
+    400 ms for the first, decides). Only a bounded-below-by-above range (lo < hi) is read off here."""
+    links = x.args if isinstance(x, sympy.And) else (x,)
+    if not all(isinstance(r, sympy.Rel) and not isinstance(r, (sympy.Eq, sympy.Ne)) for r in links):
+        return None
+    (var,) = x.free_symbols
+    if not x.has(sympy.Abs):
+        bounds = _linear_bounds(links, var)
+        return None if bounds is None else sympy.Interval(bounds[0], bounds[2], bounds[1], bounds[3])
+    if x.atoms(sympy.Abs) != {sympy.Abs(var)}:
+        return None
+    t = sympy.Dummy("t")
+    links = [r.xreplace({sympy.Abs(var): t}) for r in links]
+    if any(var in r.free_symbols for r in links):
+        return None  # v also outside |v|
+    bounds = _linear_bounds(links, t)
+    if bounds is None:
+        return None
+    lo, lo_open, hi, hi_open = bounds
+    if not bool(hi > 0):
+        return None  # empty, or only |v| = 0
+    if bool(lo < 0):
+        lo, lo_open = sympy.Integer(0), False
+    if lo == 0 and not lo_open:  # |v| <= hi: one interval around 0
+        return sympy.Interval(-hi, hi, hi_open, hi_open)
+    return sympy.Union(sympy.Interval(-hi, -lo, hi_open, lo_open), sympy.Interval(lo, hi, lo_open, hi_open))
+
+
+def _linear_bounds(links, var):
+    """(lo, lo_open, hi, hi_open) for `var` from relations each linear in it, or None."""
+    lo, lo_open, hi, hi_open = -sympy.oo, True, sympy.oo, True
+    for r in links:
+        kind, d = _relation_key(r)  # r is `d < 0` or `d <= 0`
+        if d.has(sympy.oo, -sympy.oo, *_UNDEFINED) or not d.is_polynomial(var):
+            return None
+        d = sympy.expand(d)
+        a, b = d.coeff(var, 1), d.coeff(var, 0)
+        if a.free_symbols or b.free_symbols or sympy.expand(a * var + b - d) != 0 or not (a.is_real and b.is_real):
+            return None
+        if not (a.is_positive or a.is_negative) or not (b.is_comparable or b == 0):
+            return None
+        bound, strict = -b / a, kind == "<"
+        if a.is_positive:  # var < bound (or <=)
+            if bool(bound < hi):
+                hi, hi_open = bound, strict
+            elif bound == hi:
+                hi_open = hi_open or strict
+        elif bool(bound > lo):  # var > bound (or >=)
+            lo, lo_open = bound, strict
+        elif bound == lo:
+            lo_open = lo_open or strict
+    return (lo, lo_open, hi, hi_open) if bool(lo < hi) else None
 
 
 def _relation_key(r):
@@ -127,8 +193,8 @@ def _relations_equal(a, b) -> bool:
         return False
     if expressions_equal(da, db) or (ka == "!=" and expressions_equal(da, -db)):
         return True
-    ratio = sympy.simplify(da / db)
-    return bool(ratio.is_number and ratio.is_finite and ratio != 0 and (ka == "!=" or ratio.is_positive))
+    ratio = _constant_ratio(da, db)
+    return bool(ratio is not None and (ka == "!=" or ratio.is_positive))
 
 
 def objects_equal(a, b) -> bool:
@@ -158,8 +224,7 @@ def _equations_equal(a, b) -> bool:
         da, db = a.lhs - a.rhs, b.lhs - b.rhs
         if expressions_equal(da, db) or expressions_equal(da, -db):
             return True
-        ratio = sympy.simplify(da / db)
-        return ratio.is_number and ratio != 0 and ratio.is_finite is True
+        return _constant_ratio(da, db) is not None
     eq, other = (a, b) if isinstance(a, sympy.Eq) else (b, a)
     if not isinstance(other, sympy.Expr):
         return False
@@ -168,6 +233,20 @@ def _equations_equal(a, b) -> bool:
     if isinstance(eq.rhs, sympy.Symbol):
         return expressions_equal(eq.lhs, other)
     return False
+
+
+def _constant_ratio(da, db):
+    """da / db when it is a non-zero finite constant, else None. Rational functions: `cancel` puts the
+    ratio in lowest terms, which is a constant exactly when the ratio is (no `simplify`, which took
+    100-250 ms on two plane equations); other expressions: `simplify`. Never for sums, integrals etc."""
+    if da.has(*_UNEVALUATED) or db.has(*_UNEVALUATED) or db == 0:
+        return None
+    symbols = da.free_symbols | db.free_symbols
+    if da.is_rational_function(*symbols) and db.is_rational_function(*symbols):
+        ratio = sympy.cancel(da / db)
+    else:
+        ratio = sympy.simplify(da / db)
+    return ratio if ratio.is_number and ratio != 0 and ratio.is_finite is True else None
 
 
 def _sets_equal(a, b) -> bool:
@@ -196,6 +275,8 @@ def expressions_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
         return False
     if a == b:
         return True
+    if a.has(*_UNEVALUATED) or b.has(*_UNEVALUATED):  # never evaluated (see the module docstring)
+        return _rebuilt(a) == _rebuilt(b)
     if a.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
         return False  # equal infinities were caught by `a == b`
     diff = a - b
@@ -215,6 +296,15 @@ def expressions_equal(a: sympy.Expr, b: sympy.Expr) -> bool:
         if checked == _POINTS:
             return True
     return sympy.simplify(diff) == 0
+
+
+def _rebuilt(e):
+    """`e` built again bottom-up with sympy's automatic evaluation, which puts the unevaluated products
+    latex2sympy2_extended leaves (`-1*1` in `n - 1`) in canonical form; sums, integrals etc. are not
+    computed by their constructors, so this only normalizes their structure."""
+    if not e.args or not isinstance(e, sympy.Basic):
+        return e
+    return e.func(*(_rebuilt(x) for x in e.args))
 
 
 def _is_zero_at(diff: sympy.Expr, point: dict) -> bool | None:

@@ -159,6 +159,73 @@ def test_structure_of_stated_values(answer, node):
     assert structure(clean(answer)) == node
 
 
+# ------------------------------------------------------------------ relations, intervals, sums without ANTLR
+
+
+@pytest.mark.parametrize("text", [
+    "x < 5", "5 \\ge x", "-793 < a < 10", "2 < x \\le 5", "2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}",
+    "(1, \\infty)", "(-\\infty, 2]", "[-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", "x_1 + x_{2}", "F_{n-k-1}",
+    "\\sin^2(y)", "\\tan^{2}(y)+1", "\\ln(x)", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", "\\prod_{k=1}^{n} k",
+    "2\\sum_{k=1}^{n} k \\cdot 2", "|x - 1|", "||x|-1|",
+])
+def test_structured_parser_agrees_with_latex2sympy(text):
+    """grading.latex_arith.parse_structured only changes speed: where it answers, latex2sympy2_extended
+    reads the same object (a symbolic sum only when identical, which is how they are compared)."""
+    from grading.latex_arith import parse_structured
+    from grading.sympy_compare import _latex2sympy, objects_equal
+
+    fast, reference = parse_structured(text), _latex2sympy(text)
+    assert fast is not None and reference is not None
+    assert objects_equal(fast, reference)
+
+
+@pytest.mark.parametrize("text", [
+    "\\sin x", "\\sin^{-1}(x)", "\\log(x)", "(2, 1)", "(x, 1)", "[1, 1]", "x < 1 = y", "x \\ne 1",
+    "\\sum_{i=1}^{n} i", "\\sum_{k} k", "x_{\\alpha}", "|x|y|",
+])
+def test_structured_parser_leaves_the_rest_to_latex2sympy(text):
+    from grading.latex_arith import parse_structured
+
+    assert parse_structured(text) is None
+
+
+@pytest.mark.parametrize("pred, gold, equal", [
+    ("(-\\infty, 3]", "x \\le 3", True),
+    ("(-\\infty, 3)", "x \\le 3", False),
+    ("2 \\ge -x", "x \\ge -2", True),          # 2 >= -x  <=>  x >= -2
+    ("3 - x > 1", "x < 2", True),              # linear, negative coefficient
+    ("-1 < 2t + 1 \\le 5", "(-1, 2]", True),   # -2 < 2t <= 4
+    ("-1 < 2t + 1 \\le 5", "[-1, 2]", False),
+    ("x^2 < 4", "(-2, 2)", True),              # not linear: sympy's as_set
+    ("1 \\le |z| \\le 2", "[-2, -1] \\cup [1, 2]", True),
+    ("1 < |z| \\le 2", "[-2, -1] \\cup [1, 2]", False),
+    ("|z| < 2", "(-2, 2)", True),
+    ("x \\ge 5", "5", False),
+    ("y = 2x + 1", "4x - 2y + 2 = 0", True),   # the same line: sides' differences in ratio -1/2
+    ("y = 2x + 1", "y = 2x - 1", False),
+    ("x^2/16 + y^2/12 = 1/4", "x^2/4 + y^2/3 = 1", True),
+    ("\\sec^2(y)", "\\tan^2(y)+1", True),
+    ("\\sum_{k=0}^{n-1} F_{n-k-1} F_k", "\\sum_{k=0}^{n-1} F_k F_{n-k-1}", True),   # the same product
+    ("\\sum_{k=0}^{n-2} F_k F_{n-k-2}", "\\sum_{k=0}^{n-1} F_k F_{n-k-1}", False),
+    ("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} + \\begin{pmatrix}5 & 6 \\\\ 7 & 8\\end{pmatrix}",
+     "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}", True),
+    ("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} \\begin{pmatrix}0 & 1 \\\\ 1 & 0\\end{pmatrix}",
+     "\\begin{pmatrix}2 & 1 \\\\ 4 & 3\\end{pmatrix}", True),
+    ("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} \\begin{pmatrix}0 & 1 \\\\ 1 & 0\\end{pmatrix}",
+     "\\begin{pmatrix}3 & 4 \\\\ 1 & 2\\end{pmatrix}", False),   # that is the product the other way round
+])
+def test_relations_intervals_sums_and_matrices(pred, gold, equal):
+    assert compare(pred, gold, use_sympy=True) is equal
+
+
+def test_a_symbolic_sum_is_never_evaluated():
+    """Different sums are not shown equal by evaluating them (seconds in sympy; proves nothing)."""
+    t0 = time.perf_counter()
+    assert compare("\\sum_{k=1}^{n} k", "\\frac{n(n+1)}{2}", use_sympy=True) is False
+    assert compare("\\sum_{k=1}^{n} k", "\\sum_{k=1}^{n} k^2", use_sympy=True) is False
+    assert time.perf_counter() - t0 < 1.0
+
+
 # ------------------------------------------------------------------ real benchmark data
 
 
