@@ -95,7 +95,6 @@ def deep_page_shard(workdir: Path, limits: ExtractLimits) -> dict:
 def run(n_debian: int = 3000, config: Path = ROOT / "config/tiny.yaml") -> dict:
     cfg = load_config(config)["corpus"]
     pages = real_pages(n_debian)
-    kinds = {p["url"]: p["kind"] for p in pages}
     limits = ExtractLimits.from_config(cfg["extract"])
     main_content = cfg["extract"]["main_content"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,17 +102,18 @@ def run(n_debian: int = 3000, config: Path = ROOT / "config/tiny.yaml") -> dict:
         write_shard(shard, pages)
         docs, t_read = _timed(lambda: list(read_pages(shard, 0, StepStats("read"))))
         html = [d.text for d in docs]
+        kind = [pages[int(d.id.rsplit("-", 1)[1])]["kind"] for d in docs]  # ids number the page records
         guarded, t_pre = _timed(lambda: [limits.suspicious(h) for h in html])
         texts, t_extract = _timed(lambda: [html_to_text(h, main_content) for h in html])
         by_kind = {}
-        for kind in sorted(set(kinds.values())):
-            sub = [h for d, h in zip(docs, html) if kinds.get(d.url) == kind]
+        for name in sorted(set(kind)):
+            sub = [h for h, k in zip(html, kind) if k == name]
             _, t = _timed(lambda sub=sub: [html_to_text(h, main_content) for h in sub])
-            by_kind[kind] = {"pages": len(sub), "mean_html_kb": round(sum(map(len, sub)) / max(1, len(sub)) / 1024, 1),
+            by_kind[name] = {"pages": len(sub), "mean_html_kb": round(sum(map(len, sub)) / max(1, len(sub)) / 1024, 1),
                              **_rate(len(sub), t)}
         settings = FastTextSettings.from_config(cfg["classifier"], seed=0)
-        math = [t for d, t in zip(docs, texts) if kinds.get(d.url) == "math_qa"]
-        other = [t for d, t in zip(docs, texts) if kinds.get(d.url) != "math_qa"]
+        math = [t for t, k in zip(texts, kind) if k == "math_qa"]
+        other = [t for t, k in zip(texts, kind) if k != "math_qa"]
         clf, _ = MathClassifier.train(math[::2], other[::2], settings, tmp)
         _, t_classify = _timed(lambda: clf.score(texts))
         deduper = MinHashDeduper(MinHashSettings.from_config(cfg["dedup"], seed=0))
@@ -122,7 +122,7 @@ def run(n_debian: int = 3000, config: Path = ROOT / "config/tiny.yaml") -> dict:
     n = len(docs)
     core = t_pre + t_extract + t_classify + t_minhash
     return {
-        "pages": n, "pages_by_kind": dict(Counter(kinds.get(d.url) for d in docs)),
+        "pages": n, "pages_by_kind": dict(Counter(kind)),
         "mean_html_kb": round(sum(map(len, html)) / n / 1024, 1), "guarded_pages": sum(guarded),
         "steps": {"read": _rate(n, t_read), "precheck": _rate(n, t_pre), "extract": _rate(n, t_extract),
                   "classify": _rate(n, t_classify), "minhash": _rate(n, t_minhash)},

@@ -1,23 +1,8 @@
-"""HTML -> plain text that keeps the math as LaTeX, with boilerplate removed (§2.1; the paper does
-not name its extractor, we choose and document).
+"""The extract step (§2.1): one WARC/WET shard -> text pages with the math kept as LaTeX
+(`corpus.html_text`), pages too short dropped, MinHash signatures for the dedup step.
 
-Extractor choice: Resiliparse, by the test in tests/test_corpus_extract.py (`compare_extractors`,
-also in `make bench`): on 7 math pages in every markup below (20 formulas, with navigation, sidebar
-and footer), Resiliparse and trafilatura alone each keep 4/20 formulas (only TeX already written
-in the text); with the math rewrite below both keep 20/20 and both drop all boilerplate, and then
-Resiliparse takes ~0.6 ms a page against ~3 ms for trafilatura. The rewrite is what keeps math; at
-equal math recall the faster extractor wins (the issue asks 1000 pages/s per core for extract +
-classify + MinHash).
-
-Math markup rewritten into `$...$` / `$$...$$` text before extraction (DOM edits on the parsed tree):
-- `<script type="math/tex">` (MathJax 2 source; `; mode=display` -> `$$`),
-- KaTeX output (`.katex`: its `<annotation encoding="application/x-tex">`; the visual spans go),
-- Wikipedia's `.mwe-math-element` (TeX annotation / alt text; the fallback image goes),
-- MathJax 3 `<mjx-container>` (its assistive MathML, converted) and MathJax 2 rendered spans
-  (`.MathJax`, `.MathJax_Preview`, ...: duplicates of the script source, removed),
-- `<math>` MathML (TeX annotation if shipped, else `corpus.mathml` converts it),
-- `<img class="latex">` / `<img class="tex">` formula images (their alt text, as WordPress writes it).
-TeX already in the text (`$...$`, `\\(...\\)`, `\\[...\\]`) passes through the extractor unchanged.
+A page that is deep or huge (`corpus.extract_guard`) is extracted in a child process under a time and
+memory limit, so one pathological page costs at most `corpus.extract.time_limit_s` and the shard goes on.
 """
 
 from __future__ import annotations
@@ -27,8 +12,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from resiliparse.extract.html2text import extract_plain_text
-from resiliparse.parse.html import HTMLTree
 from tqdm import tqdm
 
 from corpus.cli import parser, setup
@@ -36,79 +19,12 @@ from corpus.dedup import MinHashDeduper, MinHashSettings, url_domain
 from corpus.document import Document
 from corpus.extract_guard import ExtractLimits, GuardedExtractor
 from corpus.filters import MinTokensFilter, StepStats, apply_filter, count_out
-from corpus.mathml import mathml_to_latex, tex_annotation
+from corpus.html_text import html_to_text
 from corpus.shards import write_docs
 from corpus.warc import MAX_RECORD_BYTES, read_pages
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-# MathJax 2/3 rendering output that duplicates TeX kept elsewhere on the page.
-RENDERED_MATH = (".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_SVG_Display, "
-                 ".MathJax_CHTML, .MJX_Assistive_MathML, .katex-html")
-
-
-def _wrap(tex: str, display: bool) -> str:
-    tex = tex.strip()
-    if not tex:
-        return ""
-    return f" $${tex}$$ " if display else f" ${tex}$ "
-
-
-def _replace(tree: HTMLTree, node, text: str) -> None:
-    node.replace_with(tree.create_text_node(text))
-
-
-def rewrite_math(tree: HTMLTree) -> int:
-    """Replace math markup in `tree` by TeX text nodes; returns how many formulas were rewritten."""
-    root = tree.document
-    if root is None:
-        return 0
-    n = 0
-    for script in root.query_selector_all('script[type^="math/tex"]'):
-        _replace(tree, script, _wrap(script.text or "", "mode=display" in (script.get_attribute("type") or "")))
-        n += 1
-    for wiki in root.query_selector_all(".mwe-math-element"):
-        math = wiki.query_selector("math")
-        img = wiki.query_selector("img")
-        tex = (tex_annotation(wiki) or (math.get_attribute("alttext") if math else None)
-               or (img.get_attribute("alt") if img else None) or "")
-        display = bool(wiki.query_selector(".mwe-math-mathml-display")) or (math and math.get_attribute("display") == "block")
-        _replace(tree, wiki, _wrap(tex, bool(display)))
-        n += 1
-    for katex in root.query_selector_all(".katex"):
-        tex = tex_annotation(katex)
-        if tex is None:
-            math = katex.query_selector("math")
-            tex = mathml_to_latex(math) if math else ""
-        _replace(tree, katex, _wrap(tex, katex.closest(".katex-display") is not None))
-        n += 1
-    for mjx in root.query_selector_all("mjx-container"):
-        math = mjx.query_selector("math")
-        _replace(tree, mjx, _wrap(mathml_to_latex(math), mjx.get_attribute("display") == "true") if math else "")
-        n += 1
-    for rendered in root.query_selector_all(RENDERED_MATH):
-        rendered.remove()
-    for math in root.query_selector_all("math"):
-        _replace(tree, math, _wrap(mathml_to_latex(math), math.get_attribute("display") == "block"))
-        n += 1
-    for img in root.query_selector_all("img.latex, img.tex, img.math"):
-        alt = img.get_attribute("alt") or ""
-        if alt.strip():
-            _replace(tree, img, _wrap(alt, False))
-            n += 1
-    return n
-
-
-def html_to_text(html: str, main_content: bool = True) -> str:
-    """Plain text of a page with its math as LaTeX; paragraphs separated by blank lines."""
-    tree = HTMLTree.parse(html)
-    rewrite_math(tree)
-    text = extract_plain_text(
-        tree, preserve_formatting=True, main_content=main_content, alt_texts=False, links=False,
-        list_bullets=True, noscript=False, comments=True,
-    )
-    return text.strip()
 
 
 def extract_docs(docs: Iterable[Document], stats: StepStats, main_content: bool = True,

@@ -105,7 +105,7 @@ class ExtractLimits:
 
 def _serve(read_fd: int, write_fd: int, main_content: bool, memory_limit_mb: int) -> None:
     """Child loop: receive HTML, send ("ok", text) / ("memory" | "error", message); None ends it."""
-    from corpus.extract import html_to_text  # here, not at the top: corpus.extract imports this module
+    from corpus.html_text import html_to_text  # here: the parent needs no resiliparse to route pages
 
     if memory_limit_mb > 0:
         with open("/proc/self/statm") as f:  # Linux: the child's current address space, in pages

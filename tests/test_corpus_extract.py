@@ -1,4 +1,5 @@
-"""HTML -> text with the math kept as LaTeX (corpus/extract.py, corpus/mathml.py), and the test that
+"""HTML -> text with the math kept as LaTeX (corpus/html_text.py, corpus/mathml.py), the extraction limits
+(corpus/extract_guard.py: deep pages dropped by time, memory bound), and the test that
 chose the extractor: on math pages in every markup the web uses (MathJax delimiters, MathJax 2 scripts,
 MathJax 3 output, KaTeX, MathML, Wikipedia, WordPress formula images), which extractor keeps the
 formulas and drops the boilerplate. `compare_extractors` is also reported by `make bench`."""
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from resiliparse.parse.html import HTMLTree
 
-from corpus.extract import html_to_text, rewrite_math
+from corpus.html_text import html_to_text, rewrite_math
 from corpus.mathml import mathml_to_latex
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
