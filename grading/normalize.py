@@ -41,7 +41,7 @@ _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad(?![A-Za-z])|~")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|(?<!\s)\s*\bdegrees?\b")
 _PERCENT = re.compile(r"(?<!\s)\s*(?:\\%|%|\\percent\b|\b(?:percent|percentage|pct)\b)\s*$")
 _CURRENCY = re.compile(r"\\\$|\$|\\(?:dollar|pounds|euro)\b|\b(?:USD|usd|dollars?|cents?|rs\.?|INR)\b|[€£¥₹]")
-LHS = re.compile(r"^\s*\\?[A-Za-z]+(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*(?:=|\\in(?![A-Za-z]))(?!=)\s*")
+LHS = re.compile(r"^\s*\\?[A-Za-z]+(?:_(?:\{[A-Za-z0-9]+\}|[A-Za-z0-9]))?(?:\([A-Za-z]\))?\s*(?:=|\\in(?![A-Za-z]))(?!=)\s*")
 # One token of a trailing unit phrase (`cm^2`, `km`, `/`, `per`). `_strip_units` walks these tokens from
 # the end by hand: the old single pattern `(?:[A-Za-z]+\.?...\s*)+$` backtracked exponentially on a
 # long run of letters (issue #14: `\boxed{the total number of students ... is 19}` never returned).

@@ -254,3 +254,13 @@ def test_math500_golds_extracted_from_their_solutions():
         pytest.skip(f"{path} absent (../shared/data/bench is not checked out here)")
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     assert [r["unique_id"] for r in rows if boxed_answer(r["solution"]) != r["answer"]] == []
+
+
+def test_a_subscripted_operator_is_not_a_label():
+    """`\\sum_{k=0}^{n} k` has an `=` inside its subscript: it is the answer, not `sum_{k` = `0}^{n} k`."""
+    from grading.grader import grade
+    from grading.normalize import LHS
+
+    assert LHS.match(r"\sum_{k=0}^{n} k") is None
+    assert LHS.match(r"x_{1} = 3").end() == len("x_{1} = ") and LHS.match("x_1=3").end() == 4
+    assert grade(r"So the total is $\sum_{k=0}^{n} k$.", r"\sum_{k=0}^{n} k").correct
