@@ -2,8 +2,8 @@
 named reason and the shard goes on.
 
 Why a guard: Resiliparse's main-content extraction is quadratic in the nesting depth of `<div>` /
-`<article>` elements (measured, corpus-idle machine: depth 1000 -> 0.03 s, 2000 -> 0.13 s, 4000 ->
-0.5 s, so 20,000 -> ~15 s, and minutes on a loaded one); parsing and nested lists are quadratic too,
+`<article>` elements (measured in CPU time: depth 1000 -> 0.03 s, 2000 -> 0.13 s, 4000 -> 0.5 s, so
+20,000 -> ~15 s, and minutes of wall time on a loaded machine); parsing and nested lists are quadratic too,
 with ~20x smaller constants. The work runs in C, so no signal can stop it.
 
 Two paths, so only suspicious pages pay for a process boundary:
@@ -15,7 +15,8 @@ Two paths, so only suspicious pages pay for a process boundary:
 - Every other page goes to `GuardedExtractor`: one child process (started on first use) extracts it
   under a wall-clock `time_limit_s` and an address-space limit of `memory_limit_mb` over the child's
   size at start. A child past its time is killed (and restarted for the next page); the page is dropped
-  as `extract_timeout`. A MemoryError or a child that dies is `extract_memory` / `extract_crash`.
+  as `extract_timeout`. A MemoryError (or Lexbor's failed allocation) is `extract_memory`; a child that
+  dies (a library that aborts when an allocation fails) is `extract_crash`. Both restart the child.
 
 The depth estimate counts start tags minus end tags of elements that nest (void elements, self-closed
 tags `<x/>` and elements whose end tag is implied by the next sibling, `<p>`, `<li>`, `<td>`..., do not
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import numpy as np
+
+from corpus.html_text import html_to_text
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +108,6 @@ class ExtractLimits:
 
 def _serve(read_fd: int, write_fd: int, main_content: bool, memory_limit_mb: int) -> None:
     """Child loop: receive HTML, send ("ok", text) / ("memory" | "error", message); None ends it."""
-    from corpus.html_text import html_to_text  # here: the parent needs no resiliparse to route pages
-
     if memory_limit_mb > 0:
         with open("/proc/self/statm") as f:  # Linux: the child's current address space, in pages
             size = int(f.read().split()[0]) * resource.getpagesize()
@@ -177,9 +178,10 @@ class GuardedExtractor:
             ready = self._recv.poll(self.limits.time_limit_s)
             status, value = self._recv.recv() if ready else (None, None)
         except (EOFError, OSError):
-            code = self._proc.wait(timeout=10)
-            self._kill()
-            return None, "extract_crash", f"extractor process died (exit code {code})"
+            proc = self._proc
+            self._kill()  # reaps it: a child that died on its own keeps its exit code
+            limit = f" under the {self.limits.memory_limit_mb} MB memory limit" if _has_proc() else ""
+            return None, "extract_crash", f"extractor process died{limit} (exit code {proc.returncode})"
         if status is None:
             self._kill()
             return None, "extract_timeout", f"extraction took over {self.limits.time_limit_s:g} s (killed)"
