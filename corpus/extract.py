@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     write_docs(args.output, docs)
     with atomic_path(args.signatures) as tmp, open(tmp, "wb") as f:
         np.save(f, signatures)
-    stats.extra = {"input": str(args.input)}
+    stats.extra["input"] = str(args.input)  # next to the counts the reader and the guard put there
     stats.save(args.stats)
     log.info("shard %d: %d page records -> %d documents (dropped %s, %d errors)", args.shard, stats.docs_in,
              stats.docs_out, dict(stats.dropped), len(stats.errors))

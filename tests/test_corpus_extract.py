@@ -330,3 +330,31 @@ def test_suspicious_routes_only_deep_or_huge_pages():
     assert limits.suspicious(deep_page(51))
     assert not limits.suspicious(deep_page(50))
     assert limits.suspicious("<div>" + "<span>x</span>" * 1001 + "</div>")
+
+
+def test_the_extract_cli_reads_its_limits_from_the_config(tmp_path):
+    """corpus.extract.max_record_bytes / time_limit_s / guard_depth reach the reader and the guard: with a
+    record limit between the page sizes the big page is too_large; the deep page times out."""
+    import numpy as np
+
+    from corpus.extract import main
+    from corpus.shards import read_docs
+
+    urls = _warc_with_deep_page(tmp_path / "in.warc.gz", 3_000)
+    out = tmp_path / "out"
+    config = Path(__file__).resolve().parents[1] / "config" / "tiny.yaml"
+    main(["--config", str(config), "--input", str(tmp_path / "in.warc.gz"), "--shard", "3",
+          "--output", str(out / "docs.parquet"), "--signatures", str(out / "sig.npy"), "--stats", str(out / "stats.json"),
+          "--set", "corpus.extract.max_record_bytes=20000", "--set", "corpus.extract.time_limit_s=0.01",
+          "--set", "corpus.extract.guard_depth=100", "--set", "corpus.extract.min_tokens=5"])
+    stats = json.loads((out / "stats.json").read_text())
+    # The 3,000-deep page is ~36 KB: over 20,000 bytes, skipped unread before any extraction.
+    assert stats["dropped"] == {"too_large": 1} and stats["docs_out"] == 2
+    assert [d.url for d in read_docs(out / "docs.parquet")] == [urls[0], urls[2]]
+    assert np.load(out / "sig.npy").shape == (2, 128)
+
+    main(["--config", str(config), "--input", str(tmp_path / "in.warc.gz"), "--shard", "3",
+          "--output", str(out / "docs.parquet"), "--signatures", str(out / "sig.npy"), "--stats", str(out / "stats.json"),
+          "--set", "corpus.extract.time_limit_s=0.01", "--set", "corpus.extract.guard_depth=100"])
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["dropped"] == {"extract_timeout": 1} and stats["extra"]["extract_guarded"] == 1
