@@ -11,7 +11,7 @@ scaled to the pool), each run through every step's CLI in this process (corpus.s
 
     python -m benchmarks.bench_corpus_real --out results/bench_corpus_real [--pools doc rich] [--settings tiny paper]
 
-Writes <out>/corpus_real.json. The stage never reads labels.jsonl; only this measurement does.
+Writes <out>/corpus_real<tag>.json. The stage never reads labels.jsonl; only this measurement does.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,17 +30,19 @@ import yaml
 
 from benchmarks.build_corpus_real import SHARED, build
 from corpus import classifier, dedup, export, extract, funnel, pool, rounds, sources
+from corpus.shards import link_or_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("benchmarks.corpus_real")
 
 
-def run_corpus(config: Path, res: Path, warcs: list[Path], max_rounds: int, world_seed: Path | None = None,
+POOL_DIRS = ("extract", "dedup", "pool")
+POOL_FILES = ("seed.parquet", "seed.json", "benchmarks.jsonl", "benchmarks.json")
+
+
+def build_pool(c: list[str], cor: Path, warcs: list[Path], world_seed: Path | None = None,
                world_problems: Path | None = None) -> None:
-    """The corpus.smk DAG step by step (shard ids 0000.., rounds 1..max_rounds) on the given WARC shards;
-    the seed and benchmarks come from the config, or from a generated world's files when given."""
-    c = ["--config", str(config), "--log-level", "WARNING"]
-    cor = res / "corpus"
+    """corpus.smk's steps before the rounds: seed, benchmarks, extract, dedup, pool (decontaminated)."""
     shards = [f"{i:04d}" for i in range(len(warcs))]
     sources.main(c + ["seed", *(["--world-seed", str(world_seed)] if world_seed else []),
                       "--output", str(cor / "seed.parquet"), "--report", str(cor / "seed.json")])
@@ -59,6 +62,35 @@ def run_corpus(config: Path, res: Path, warcs: list[Path], max_rounds: int, worl
                        "--report", str(cor / f"pool/shard-{s}.decontam.jsonl"),
                        "--dedup-stats", str(cor / f"pool/shard-{s}.dedup.stats.json"),
                        "--stats", str(cor / f"pool/shard-{s}.stats.json")])
+    (cor / "pool.done").write_text("seed, benchmarks, extract, dedup, pool\n")
+
+
+def link_pool(src: Path, cor: Path) -> None:
+    """A run's pool steps' files hard-linked from another run on the same WARCs and pool settings."""
+    for name in POOL_FILES:
+        (cor / name).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(src / name, cor / name)
+    for d in POOL_DIRS:
+        for f in sorted((src / d).iterdir()):
+            (cor / d).mkdir(parents=True, exist_ok=True)
+            link_or_copy(f, cor / d / f.name)
+
+
+def run_corpus(config: Path, res: Path, warcs: list[Path], max_rounds: int, world_seed: Path | None = None,
+               world_problems: Path | None = None, pool_from: Path | None = None) -> None:
+    """The corpus.smk DAG step by step (shard ids 0000.., rounds 1..max_rounds) on the given WARC shards;
+    the seed and benchmarks come from the config, or from a generated world's files when given. With
+    `pool_from` (a run's corpus/ folder whose pool steps finished: pool.done), the pool steps' files are
+    linked from there (the settings compared differ only from the rounds on) and built there first if absent."""
+    c = ["--config", str(config), "--log-level", "WARNING"]
+    cor = res / "corpus"
+    shards = [f"{i:04d}" for i in range(len(warcs))]
+    if pool_from is None:
+        build_pool(c, cor, warcs, world_seed, world_problems)
+    else:
+        if not (pool_from / "pool.done").exists():
+            build_pool(c, pool_from, warcs, world_seed, world_problems)
+        link_pool(pool_from, cor)
     pools = [str(cor / f"pool/shard-{s}.parquet") for s in shards]
     for r in range(1, max_rounds + 1):
         rd, pd = cor / f"round{r}", cor / f"round{r - 1}"
@@ -98,12 +130,13 @@ def run_corpus(config: Path, res: Path, warcs: list[Path], max_rounds: int, worl
 
 def _urls(folder: Path) -> list[str]:
     parts = sorted(folder.glob("part-*.parquet"))
-    return pa.concat_tables([pq.read_table(p, columns=["url"]) for p in parts]).column("url").to_pylist()
+    return [unquote(u) for u in pa.concat_tables([pq.read_table(p, columns=["url"]) for p in parts]).column("url").to_pylist()]
 
 
 def measure(data: Path, res: Path, max_rounds: int) -> dict:
     """Precision / recall of corpus/final against labels.jsonl, over the math pages that reached the pool."""
-    labels = {rec["url"]: rec for rec in map(json.loads, (data / "labels.jsonl").read_text().splitlines())}
+    # keyed by the unquoted URL: the WARC/extract steps percent-encode what the builder wrote raw (spaces)
+    labels = {unquote(rec["url"]): rec for rec in map(json.loads, (data / "labels.jsonl").read_text().splitlines())}
     seed_site = json.loads((data / "manifest.json").read_text())["seed_site"]
     cor = res / "corpus"
     final, web = set(_urls(cor / "final")), set(_urls(cor / "web_text"))
@@ -114,7 +147,7 @@ def measure(data: Path, res: Path, max_rounds: int) -> dict:
     per_site_kept = Counter(labels[u]["site"] for u in final & math_in_pool)
     fp_sites = Counter(labels[u]["site"] for u in final - math_in_pool)
     pool_ids = pa.concat_tables([pq.read_table(p, columns=["id", "url"]) for p in sorted(cor.glob("pool/shard-*.parquet"))])
-    url_of = dict(zip(pool_ids.column("id").to_pylist(), pool_ids.column("url").to_pylist()))
+    url_of = dict(zip(pool_ids.column("id").to_pylist(), map(unquote, pool_ids.column("url").to_pylist())))
     per_round = []
     for r in range(1, max_rounds + 1):
         state = json.loads((cor / f"round{r}/state.json").read_text())
@@ -171,14 +204,34 @@ def _math_words(data: Path) -> int:
     return int(sum(len(t.split()) for t in seed) / max(1, len(seed)) * manifest["math"])
 
 
-def run_one(data: Path, out: Path, settings: str, max_rounds: int = 4) -> dict:
-    name = f"{data.name}_{settings}"
-    cfg = corpus_config(settings, data, out, name, max_rounds)
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """`a.b.c=value` overrides (value parsed as YAML) on a config dict, in place; returns it."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        *parents, leaf = key.split(".")
+        node = cfg
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
+def run_one(data: Path, out: Path, settings: str, max_rounds: int = 4, overrides: list[str] = (),
+            tag: str = "") -> dict:
+    name = f"{data.name}_{settings}{tag}"
+    cfg = apply_overrides(corpus_config(settings, data, out, name, max_rounds), list(overrides))
     out.mkdir(parents=True, exist_ok=True)
     config = out / f"{name}.yaml"
     config.write_text(yaml.safe_dump(cfg))
     t0 = time.perf_counter()
-    run_corpus(config, out / name, sorted(data.glob("shard-*.warc.gz")), max_rounds)
+    try:  # tiny and paper share the pool steps' settings (schema defaults = the paper's extract, dedup, decontam.)
+        run_corpus(config, out / name, sorted(data.glob("shard-*.warc.gz")), max_rounds,
+                   pool_from=out / "pools" / data.name / "corpus")
+    except classifier.UnhealthyClassifierError as e:  # the stage stopped as designed: a result, not a crash
+        log.warning("%s: stopped: %s", name, e)
+        return {"stopped": str(e), "seconds": round(time.perf_counter() - t0, 1)}
     m = measure(data, out / name, max_rounds)
     m["seconds"] = round(time.perf_counter() - t0, 1)
     log.info("%s: %s", name, {k: m[k] for k in ("precision", "recall", "recall_unseeded_sites", "converged_at")})
@@ -192,6 +245,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--settings", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
     p.add_argument("--nonmath", type=int, default=6000, help="non-math pages of the doc pool")
     p.add_argument("--math-per-site", type=int, default=80, help="math pages per site in the doc pool")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override of every run, e.g. corpus.classifier.negatives_max_domain_kept=0.02")
+    p.add_argument("--tag", default="", help="suffix of the run names and of corpus_real<tag>.json")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     results = {}
@@ -204,8 +260,9 @@ def main(argv: list[str] | None = None) -> dict:
                 build(data, 0, shards=1)
         results[pool_name] = {"manifest": json.loads((data / "manifest.json").read_text())}
         for st in args.settings:
-            results[pool_name][st] = run_one(data, args.out / "runs", st)
-    (args.out / "corpus_real.json").write_text(json.dumps(results, indent=1))
+            results[pool_name][st] = run_one(data, args.out / "runs", st, overrides=args.overrides, tag=args.tag)
+    results["overrides"] = args.overrides
+    (args.out / f"corpus_real{args.tag}.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     return results
 

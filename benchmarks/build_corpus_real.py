@@ -33,6 +33,7 @@ import subprocess
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from corpus.extract import html_to_text
 from corpus.filters import StepStats
@@ -154,7 +155,8 @@ def debian_doc_pages(cache: Path, n_pages: int, seed: int, max_per_host: int = 6
     for pkg, path in picked:
         host = pkg.removeprefix("python-").removesuffix("-doc").replace(".", "-") + ".readthedocs.io"
         rel = str(path.relative_to(root / pkg)).split("/html/", 1)[-1]
-        pages.append({"url": f"https://{host}/{rel}", "site": host, "is_math": False,
+        # quote: file names with spaces or Korean letters, as a crawler's URL (percent-encoded)
+        pages.append({"url": f"https://{host}/{quote(rel)}", "site": host, "is_math": False,
                       "html": path.read_text(encoding="utf-8", errors="replace")})
     return pages
 

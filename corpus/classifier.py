@@ -315,8 +315,11 @@ def _train_main(args, cfg: dict) -> None:
     exclude_urls = pa.array(sorted({u for u in seed_table.column("url").to_pylist() if u}), pa.string())
     room = max(0, ccfg["positives"] - len(seed_texts))
     n_positives = len(seed_texts) + min(room, len(discovered_ids))
-    n_negatives = min(ccfg["negatives"], max(1, round(ccfg["negative_ratio"] * n_positives)))
     negative_ids = _ids(args.prev_negatives) if args.prev_negatives else None
+    ratio = ccfg["negative_ratio"]
+    if negative_ids is not None and ccfg.get("reliable_negative_ratio") is not None:
+        ratio = ccfg["reliable_negative_ratio"]  # screened negatives of round 2+ (schema: reliable_negative_ratio)
+    n_negatives = min(ccfg["negatives"], max(1, round(ratio * n_positives)))
     discovered, negatives = sample_training_pages(args.pool, discovered_ids, exclude_urls, n_negatives, settings.seed,
                                                   negative_ids)
     discovered = discovered[:room]

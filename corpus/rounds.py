@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.cli import parser, setup
-from corpus.domains import build_annotator, domain_stats, math_domains
+from corpus.domains import DomainStats, build_annotator, domain_stats, math_domains
 from corpus.filters import StepStats
 from corpus.shards import link_or_copy, read_table
 from pipeline.io import atomic_path, write_json
@@ -123,6 +123,23 @@ def reliable_negatives(ids: list[str], scores: np.ndarray, excluded: np.ndarray,
     return [i for i, lo, ex in zip(ids, low, excluded) if (lo or i in prev) and not ex]
 
 
+def negative_free_domains(stats: dict[str, DomainStats], max_kept: float | None, min_kept_fraction: float,
+                          min_pages: int) -> list[str]:
+    """Domains (>= `min_pages` pages) none of whose pages may be a next-round negative: more than `max_kept`
+    of their pages kept by the round (None: `min_kept_fraction`, i.e. the math domains).
+
+    A math site outside the seed is first found page by page: the classifier of round 1, trained against
+    random pages, keeps a few of its pages (real StackExchange pages, seeded from mathoverflow only:
+    8% of stats.stackexchange, 3.5% of physics.stackexchange), under the paper's 10% domain rule. Drawing
+    the next negatives from the rest of such a site teaches the classifier that this site's math is
+    "other" and the site is never found (measured: recall on unseeded sites 0.05 on a math-rich pool). A
+    non-math domain rarely has even a few percent of its pages kept, so a low `max_kept` (e.g. 0.02)
+    takes the sites the round started to find out of the negatives and leaves the rest random.
+    """
+    bar = min_kept_fraction if max_kept is None else max_kept
+    return [d for d, st in stats.items() if st.pages >= min_pages and st.kept_fraction > bar]
+
+
 def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table | None,
                  prev_positives: pa.Table | None, prev_negatives: pa.Table | None = None
                  ) -> tuple[pa.Table, pa.Table, pa.Table, dict, dict]:
@@ -174,12 +191,13 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
                      schema=POSITIVES_SCHEMA)
     positives = added if prev_positives is None else pa.concat_tables([prev_positives.cast(POSITIVES_SCHEMA), added])
 
-    # Next round's negatives never come from pages kept, taken as positives, or of a math domain: a math
-    # site found this round (more than 10% of it collected) is not evidence of "other" (measured in
-    # benchmarks/bench_corpus_real.py: math pages among the negatives).
+    # Next round's negatives never come from pages kept, taken as positives, or of a domain the round
+    # collected from: a math site (more than 10% collected) or one below the math-domain rule but above
+    # `negatives_max_domain_kept` is not evidence of "other" (see negative_free_domains).
     pos_ids = set(positives.column("id").to_pylist())
-    math_domain = set(found)
-    excluded = keep | np.array([i in pos_ids or d in math_domain for i, d in zip(ids, domains)], dtype=bool)
+    no_neg = set(negative_free_domains(dstats, cfg["classifier"].get("negatives_max_domain_kept"),
+                                       dcfg["min_kept_fraction"], dcfg["min_domain_pages"]))
+    excluded = keep | np.array([i in pos_ids or d in no_neg for i, d in zip(ids, domains)], dtype=bool)
     negatives = pa.table({"id": reliable_negatives(
         ids, s, excluded, cfg["classifier"]["negatives_quantile"],
         set(prev_negatives.column("id").to_pylist()) if prev_negatives is not None else None)}, schema=NEGATIVES_SCHEMA)
@@ -191,6 +209,7 @@ def select_round(scores: pa.Table, round_: int, cfg: dict, prev_kept: pa.Table |
         "overlap_with_previous": ov, "converged": converged, "converged_at": round_ if converged else None,
         "carried_over_from": None, "math_domains": len(found), "new_positives": len(new_pos),
         "positives_total": positives.num_rows, "reliable_negatives": negatives.num_rows,
+        "negative_free_domains": len(no_neg),
         "dropped": {r: int((reasons == r).sum()) for r in (BELOW_THRESHOLD, OVER_BUDGET) if (reasons == r).any()},
         "dropped_tokens": {r: int(n_tok[reasons == r].sum()) for r in (BELOW_THRESHOLD, OVER_BUDGET)
                            if (reasons == r).any()},

@@ -180,6 +180,30 @@ def test_select_round_discovers_paths_and_converges():
     assert pos2.num_rows == pos.num_rows and state2["new_positives"] == 0
 
 
+def test_negatives_never_come_from_a_site_the_round_started_to_collect():
+    # m.org: 6 of 14 pages kept (a math domain); s.org: 1 of 20 kept (5%, under the 10% domain rule: a math
+    # site outside the seed that round 1 just started to find); shop.com: 0 of 30 kept; x.net: 1 of 2 kept
+    # (too small to judge a domain: 3 pages needed)
+    rows = ([(f"s0000-{i:07d}", f"https://m.org/questions/{i}", 0.9 if i < 6 else 0.2) for i in range(14)]
+            + [(f"s0001-{i:07d}", f"https://s.org/questions/{i}", 0.8 if i == 0 else 0.1) for i in range(20)]
+            + [(f"s0002-{i:07d}", f"https://shop.com/p/{i}", 0.05) for i in range(30)]
+            + [(f"s0003-{i:07d}", f"https://x.net/a/{i}", 0.7 if i == 0 else 0.05) for i in range(2)])
+    cfg = {**CFG, "classifier": {"negatives_quantile": 1.0}}
+    neg_domains = lambda t: {i.split("-")[0] for i in t.column("id").to_pylist()}  # noqa: E731
+    # default (null): only math domains give no negatives, s.org's 19 uncollected pages are negatives
+    _, _, neg, _, state = select_round(_scores(rows), 1, cfg, None, None)
+    assert neg_domains(neg) == {"s0001", "s0002", "s0003"} and state["negative_free_domains"] == 1
+    assert neg.num_rows == 19 + 30 + 1
+    # 0.02: s.org (5% > 2%) gives none either; shop.com (0%) and the 2-page x.net stay random negatives
+    cfg["classifier"]["negatives_max_domain_kept"] = 0.02
+    _, _, neg, _, state = select_round(_scores(rows), 1, cfg, None, None)
+    assert neg_domains(neg) == {"s0002", "s0003"} and neg.num_rows == 30 + 1 and state["negative_free_domains"] == 2
+    # the bar is "more than": a domain with exactly 5% kept stays a source of negatives at 0.05
+    cfg["classifier"]["negatives_max_domain_kept"] = 0.05
+    _, _, neg, _, _ = select_round(_scores(rows), 1, cfg, None, None)
+    assert "s0001" in neg_domains(neg)
+
+
 def _write_stats(path, step, rnd, docs_in, docs_out, dropped, shard=None):
     s = StepStats(step, round=rnd, shard=shard)
     s.docs_in, s.docs_out, s.tokens_in, s.tokens_out = docs_in, docs_out, docs_in * 10, docs_out * 10
