@@ -124,3 +124,13 @@ def test_real_math_pages_with_edited_boilerplate_are_near_duplicates():
     deduper = MinHashDeduper(MinHashSettings(seed=1))
     dropped = near_duplicates(ids, deduper.signatures(all_docs), deduper)
     assert dropped == {ids[len(docs) + i]: ids[i] for i in range(20)}
+
+
+def test_signatures_are_the_same_whatever_the_batch():
+    """Batched hashing (memory: one batch of shingle sets at a time) gives the signatures of one bulk call."""
+    texts = [f"page {i} " + " ".join(f"w{(i * 7 + j) % 13}" for j in range(i % 40)) for i in range(50)] + ["", "!!!"]
+    deduper = MinHashDeduper(MinHashSettings(seed=2))
+    whole = deduper.signatures(texts, batch=len(texts))
+    assert np.array_equal(deduper.signatures(texts, batch=7), whole)
+    assert (whole[-2:] == np.iinfo(np.uint32).max).all()  # no words: never a candidate
+    assert deduper.signatures([]).shape == (0, deduper.settings.num_perm)
