@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from corpus.document import Document
 from corpus.filters import Filter
 from corpus.text import latex_tokens, word_tokens
+from pipeline.config import defaults_from_schema, settings_from
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 TOKENIZERS: dict[str, Callable[[str], list[str]]] = {"words": word_tokens, "latex": latex_tokens}
@@ -67,21 +68,22 @@ class Match:
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("corpus.decontamination.generic")
 class GenericNgrams:
     """When a benchmark n-gram is too generic to count as evidence of copying (see the module doc).
 
     `common_df` applies once the index holds at least `min_texts_for_df` texts (a document frequency
     over a handful of texts says nothing)."""
 
-    min_informative: int = 2
-    min_distinct: int = 7
-    common_df: float = 0.02
-    min_texts_for_df: int = 200
-    max_texts: int = 5
+    min_informative: int
+    min_distinct: int
+    common_df: float
+    min_texts_for_df: int
+    max_texts: int
 
     @classmethod
     def from_config(cls, section: dict) -> GenericNgrams:
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+        return settings_from(cls, section)
 
 
 def clean_benchmark_text(text: str) -> str:

