@@ -3,13 +3,17 @@ on the math sites outside the seed, per classifier setting.
 
 Pages: benchmarks/build_corpus_real.py (real math Q&A of three StackExchange sites, seeded from
 mathoverflow.net only, among real non-math pages). Two pools:
-- `doc`: the math pages among ~24,000 real documentation pages of 80+ hosts (math ~3.5%),
-- `rich`: the math pages among the ~70 crawled non-math pages of the shared samples (math ~93%).
+- `doc`: 80 math pages per site among 6,000 real non-math pages (crawled samples + Debian documentation,
+  139 hosts): 4,591 pages after extraction and dedup, 5.2% math,
+- `rich`: all 871 math pages among the ~70 crawled non-math pages of the shared samples (937 pages, 93% math).
+The pool steps (extract, dedup, decontamination: the same settings for both) run once per data set
+(<out>/runs/pools/<pool>); each setting's rounds start from it.
 Settings: `tiny` (config/tiny.yaml's classifier: dim 32, lr 0.5, epoch 20, ...) and `paper`
 (config/deepseekmath.yaml's corpus section: dim 256, lr 0.1, epoch 3, health auto, token budgets
 scaled to the pool), each run through every step's CLI in this process (corpus.smk's order).
 
     python -m benchmarks.bench_corpus_real --out results/bench_corpus_real [--pools doc rich] [--settings tiny paper]
+        [--set corpus.select.threshold=0.8 ...] [--tag _name]
 
 Writes <out>/corpus_real<tag>.json. The stage never reads labels.jsonl; only this measurement does.
 """

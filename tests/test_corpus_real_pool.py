@@ -55,7 +55,8 @@ def test_drops_are_named_and_paths_annotated_by_what_was_collected(real_run):
     tmp, _, _, _ = real_run
     funnel = json.loads((tmp / "real/corpus/funnel.json").read_text())
     select = [s for s in funnel["steps"] if s["step"] == "select"]
-    assert select and all(set(s["dropped"]) <= {"below_threshold", "over_token_budget"} for s in select)
+    assert select and all(set(s["dropped"]) <= {"below_threshold", "over_token_budget", "outside_math_domains"}
+                          for s in select)
     assert sum(s["dropped"].get("below_threshold", 0) for s in select) > 0
     domains = json.loads((tmp / "real/corpus/round1/domains.json").read_text())
     for d in domains.values():  # a math domain's annotated paths hold more than 10% collected pages

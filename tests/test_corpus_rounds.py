@@ -204,6 +204,28 @@ def test_negatives_never_come_from_a_site_the_round_started_to_collect():
     assert "s0001" in neg_domains(neg)
 
 
+def test_isolated_hits_need_the_outside_domain_threshold():
+    # m.org: 4 of 5 pages collected (a math domain), two of them at 0.6 and 0.7; d.io: 1 of 20 collected
+    # (5%: not a math domain), its one hit at 0.8; e.io: 1 of 20 collected at 0.95
+    rows = ([(f"s0000-{i:07d}", f"https://m.org/q/{i}", sc) for i, sc in enumerate([0.99, 0.95, 0.6, 0.7, 0.1])]
+            + [(f"s0001-{i:07d}", f"https://d.io/p/{i}", 0.8 if i == 0 else 0.01) for i in range(20)]
+            + [(f"s0002-{i:07d}", f"https://e.io/p/{i}", 0.95 if i == 0 else 0.01) for i in range(20)])
+    cfg = {**CFG, "select": {**CFG["select"], "outside_domain_threshold": 0.9},
+           "classifier": {"negatives_quantile": 1.0}}
+    kept, _, neg, report, state = select_round(_scores(rows), 1, cfg, None, None)
+    # m.org's 0.6 and 0.7 pages stay (math domain, threshold 0.5); d.io's 0.8 hit goes, e.io's 0.95 stays
+    assert kept.column("id").to_pylist() == ["s0000-0000000", "s0000-0000001", "s0000-0000002", "s0000-0000003",
+                                             "s0002-0000000"]
+    assert state["dropped"] == {"below_threshold": 1 + 19 + 19, "outside_math_domains": 1}
+    assert state["dropped_tokens"]["outside_math_domains"] == 100
+    # what was collected still counts for discovery (m.org only) and never becomes a negative
+    assert set(report) == {"m.org"} and "s0001-0000000" not in neg.column("id").to_pylist()
+    # null: the paper's rule, every collected page is kept
+    cfg["select"]["outside_domain_threshold"] = None
+    kept, _, _, _, state = select_round(_scores(rows), 1, cfg, None, None)
+    assert kept.num_rows == 6 and "outside_math_domains" not in state["dropped"]
+
+
 def _write_stats(path, step, rnd, docs_in, docs_out, dropped, shard=None):
     s = StepStats(step, round=rnd, shard=shard)
     s.docs_in, s.docs_out, s.tokens_in, s.tokens_out = docs_in, docs_out, docs_in * 10, docs_out * 10
