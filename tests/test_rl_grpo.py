@@ -312,14 +312,19 @@ def test_killed_run_resumes_exactly(tiny, tmp_path):
 
 
 def test_changed_settings_do_not_resume_old_checkpoints(tmp_path):
+    """RL starts through the one resume guard (pipeline.training.guard_resume) under rl.train.resume_key:
+    a longer run resumes a shorter one; other settings start afresh."""
     from pipeline.config import validate
-    from rl.grpo import _check_resume, _fingerprint
+    from pipeline.training import guard_resume
+    from rl.train import resume_key
 
     cfg = validate({"name": "x", "rl": {"beta": 0.04}})
     out = tmp_path / "o"
-    _check_resume(out, _fingerprint(cfg, "init"))
-    (out / "checkpoints" / "step-00000002").mkdir()
-    _check_resume(out, _fingerprint({**cfg, "rl": {**cfg["rl"], "steps": 999}}, "init"))  # more steps: resume
+    assert guard_resume(out, resume_key(cfg, "init")) is False
+    (out / "checkpoints" / "step-00000002").mkdir(parents=True)
+    longer = {**cfg, "rl": {**cfg["rl"], "steps": 999}}
+    assert guard_resume(out, resume_key(longer, "init")) is True  # more steps: resume
     assert (out / "checkpoints" / "step-00000002").exists()
-    _check_resume(out, _fingerprint({**cfg, "rl": {**cfg["rl"], "beta": 0.0}}, "init"))  # other settings
+    other = {**cfg, "rl": {**cfg["rl"], "beta": 0.0}}
+    assert guard_resume(out, resume_key(other, "init")) is False  # other settings
     assert not (out / "checkpoints" / "step-00000002").exists()
