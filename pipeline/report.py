@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -494,11 +495,11 @@ def render_html(markdown_text: str, title: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def write_report(data: ReportData, out: Path) -> dict[str, Path]:
+def write_report(data: ReportData, out: Path, plot_dir: Path | None = None) -> dict[str, Path]:
     """Plot and render what `collect` read; write report.md, report.html and report/*.png (the plots
     folder atomically)."""
     benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
-    plot_dir = out.parent / out.stem
+    plot_dir = plot_dir or out.parent / out.stem
     with atomic_path(plot_dir) as tmp:
         tmp.mkdir(parents=True)
         made = {
@@ -507,7 +508,8 @@ def write_report(data: ReportData, out: Path) -> dict[str, Path]:
             "figure7": plot_figure7(data, benchmarks, tmp / "figure7.png"),
             "corpus_quality": plot_corpus_quality(data, benchmarks, tmp / "corpus_quality.png"),
         }
-        plots = {name: f"{plot_dir.name}/{name}.png" for name, ok in made.items() if ok}
+        rel = Path(os.path.relpath(plot_dir, out.parent)).as_posix()  # the page links its plots relatively
+        plots = {name: f"{rel}/{name}.png" for name, ok in made.items() if ok}
     md = render_markdown(data, plots)
     write_text(out, md)
     html = out.with_suffix(".html")
@@ -520,7 +522,8 @@ def write_report(data: ReportData, out: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     p = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="experiment config (e.g. results/tiny/config.yaml)")
-    p.add_argument("--out", required=True, help="report.md path; report.html and report/ go beside it")
+    p.add_argument("--out", required=True, help="report.md path; report.html goes beside it")
+    p.add_argument("--plots", help="folder for the PNG plots [beside --out, named after it: report/]")
     p.add_argument("--eval", nargs="*", default=[], metavar="CHECKPOINT:BENCHMARK=PATH",
                    help="metrics.json of each evaluation the report shows")
     p.add_argument("--curves", nargs="*", default=[], metavar="RUN=PATH",
@@ -538,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         raise SystemExit(f"--out must name a .md file, got {out}")
     data = collect(cfg, args.config, parse_named(args.eval, "--eval"), parse_named(args.curves, "--curves"),
                    args.funnel, args.funnel_table, args.corpus_score, args.stage_times)
-    return write_report(data, out)
+    return write_report(data, out, Path(args.plots) if args.plots else None)
 
 
 if __name__ == "__main__":

@@ -206,3 +206,14 @@ def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
     # stage times summed per stage: eval = two jobs, 50 s wall = 0.8 min, peak RSS 600 MB
     assert "| eval | 2 | 50 | 0.8 | 600 |" in head and "| rl | 1 | 100 | 1.7 | 900 |" in head
     assert "| corpus | 1 | 5 | 0.1 | 100 |" in head
+
+
+def test_plots_go_where_the_rule_says(tmp_path):
+    """The rule names the plots folder (--plots); the page links it relatively."""
+    _fake_results(tmp_path)
+    res = tmp_path / "results" / "fake"
+    out = res / "report.md"
+    paths = report_main(["--config", str(_config(tmp_path)), "--out", str(out), "--plots", str(res / "figures"),
+                         "--curves", f"rl={res / 'rl' / 'metrics.jsonl'}"])
+    assert paths["plots"] == res / "figures" and (res / "figures" / "training.png").exists()
+    assert "(figures/training.png)" in out.read_text() and not (res / "report").exists()

@@ -62,4 +62,5 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "python -m pipeline.report --config {input.config} --out {output.md} {params.files} > {log} 2>&1"
+        "python -m pipeline.report --config {input.config} --out {output.md} --plots {output.plots} {params.files}"
+        " > {log} 2>&1"
