@@ -354,6 +354,7 @@ rule corpus_select:
         stats=CORPUS / "round{round}/select.stats.json",
     params:
         select=CORPUS_CFG["select"],
+        negatives_max_domain_kept=CORPUS_CFG["classifier"].get("negatives_max_domain_kept"),
         negatives_quantile=CORPUS_CFG["classifier"]["negatives_quantile"],
         health=CORPUS_CFG["classifier"].get("health"),
         domains=CORPUS_CFG["domains"],
