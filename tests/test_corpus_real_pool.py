@@ -51,6 +51,15 @@ def test_paper_settings_are_adapted_not_kept_as_a_classifier_that_learned_nothin
     assert m["precision"] >= 0.8 and m["recall"] >= 0.5, m
 
 
+def test_math_sites_outside_the_seed_are_never_negatives(real_run):
+    # stats and physics pages are 40 of the 60 math pages; round 1 collects a few of each, so from round 2
+    # (negatives_max_domain_kept) none of their pages is a negative, and the sites are mined
+    _, _, _, m = real_run
+    print(f"\nreal pool, paper settings: {m['rounds']}")
+    assert all(r["next_negatives_unseeded_math"] == 0 for r in m["rounds"]), m["rounds"]
+    assert m["recall_unseeded_sites"] >= 0.8, m
+
+
 def test_drops_are_named_and_paths_annotated_by_what_was_collected(real_run):
     tmp, _, _, _ = real_run
     funnel = json.loads((tmp / "real/corpus/funnel.json").read_text())
