@@ -27,7 +27,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import fasttext
@@ -42,6 +42,7 @@ from corpus.cli import parser, setup
 from corpus.filters import StepStats
 from corpus.shards import read_table
 from corpus.text import classifier_line
+from pipeline.config import defaults_from_schema, settings_from
 from pipeline.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -52,38 +53,41 @@ OTHER = "__label__other"
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("corpus.classifier")
 class FastTextSettings:
-    """fastText's knobs; field names are the keys of the config's `corpus.classifier` (schema defaults)."""
+    """fastText's knobs; field names are the keys of the config's `corpus.classifier` (defaults and
+    meanings in its schema); `seed` is the experiment's."""
 
-    dim: int = 256
-    lr: float = 0.1
-    word_ngrams: int = 3
-    min_count: int = 3
-    epoch: int = 3
-    bucket: int = 2_000_000
-    thread: int = 1
-    max_tokens: int = 2000
+    dim: int
+    lr: float
+    word_ngrams: int
+    min_count: int
+    epoch: int
+    bucket: int
+    thread: int
+    max_tokens: int
     seed: int = 0
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int) -> FastTextSettings:
-        """From `corpus.classifier` (validated, so every schema default is filled in); other keys ignored."""
-        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg and f.name != "seed"}, seed=seed)
+        """From `corpus.classifier`; other keys ignored."""
+        return settings_from(cls, {k: v for k, v in cfg.items() if k != "seed"}, seed=seed)
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("corpus.classifier.health")
 class HealthSettings:
-    """The held-out check of every round's classifier (`corpus.classifier.health`)."""
+    """The held-out check of every round's classifier (`corpus.classifier.health`; defaults in its schema)."""
 
-    holdout: float = 0.1
-    min_auc: float = 0.8
-    min_spread: float = 0.3
-    on_fail: str = "stop"
-    auto_tries: int = 3
+    holdout: float
+    min_auc: float
+    min_spread: float
+    on_fail: str
+    auto_tries: int
 
     @classmethod
     def from_config(cls, cfg: dict) -> HealthSettings:
-        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+        return settings_from(cls, cfg)
 
 
 class UnhealthyClassifierError(RuntimeError):
