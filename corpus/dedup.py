@@ -27,6 +27,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from corpus.filters import StepStats
 from corpus.shards import read_table
 from corpus.text import word_tokens
+from pipeline.config import defaults_from_schema, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def url_duplicates(ids: Sequence[str], urls: Sequence[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+@defaults_from_schema("corpus.dedup")
 class MinHashSettings:
     """Near-dedup settings (one place). Shingles are word `ngram`s of lower-cased words.
 
@@ -88,14 +90,14 @@ class MinHashSettings:
     about (1/b)^(1/r): b=16, r=8 -> 0.71 (P=0.95 at s=0.8, P=0.01 at s=0.4). With bands/rows unset,
     datasketch picks them for `threshold`. Candidates are then confirmed when their estimated
     Jaccard (fraction of equal signature values) is at least `threshold`; `seed` fixes the
-    permutations, so signatures are deterministic for a seed.
+    permutations, so signatures are deterministic for a seed. Defaults: config/schema/corpus.schema.yaml.
     """
 
-    ngram: int = 5
-    num_perm: int = 128
-    bands: int | None = 16
-    rows: int | None = 8
-    threshold: float = 0.7
+    ngram: int
+    num_perm: int
+    bands: int | None
+    rows: int | None
+    threshold: float
     seed: int = 1
 
     def __post_init__(self):
@@ -106,8 +108,7 @@ class MinHashSettings:
 
     @classmethod
     def from_config(cls, cfg: dict, seed: int) -> MinHashSettings:
-        return cls(ngram=cfg["ngram"], num_perm=cfg["num_perm"], bands=cfg.get("bands"), rows=cfg.get("rows"),
-                   threshold=cfg["threshold"], seed=seed)
+        return settings_from(cls, {k: v for k, v in cfg.items() if k != "seed"}, seed=seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
