@@ -122,7 +122,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(rl_tiny):
         model.zero_grad()
         loss, m = make_ppo_loss_fn(0.2, 0.2, 0.5, share_prompts=share)(model, b)
         loss.backward()
-        grads.append((float(loss), m["value_loss"], {k: p.grad.clone() for k, p in model.named_parameters()
+        grads.append((float(loss.detach()), m["value_loss"], {k: p.grad.clone() for k, p in model.named_parameters()
                                                      if p.grad is not None}))
     (l1, v1, g1), (l2, v2, g2) = grads
     assert l1 == pytest.approx(l2, abs=1e-5) and v1 == pytest.approx(v2, abs=1e-6)

@@ -8,7 +8,7 @@ COMPARE_DIR = RESULTS / "compare_rl"
 
 
 wildcard_constraints:
-    method="|".join(COMPARE["methods"]),
+    method=f"{'|'.join(COMPARE['methods'])}",
 
 
 rule compare_rl_train:
