@@ -84,6 +84,7 @@ class ReportData:
     funnel_error: str | None = None
     corpus_score: dict | None = None  # world.corpus_score: the corpus against the world's labels
     stage_times: dict[str, dict] = field(default_factory=dict)  # stage -> jobs, wall s, CPU s, peak RSS
+    compare_rl: str | None = None  # the compare_rl folder (Figure 5), when `snakemake compare_rl` has run
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -466,7 +467,22 @@ def section_breakdown(data: ReportData, benchmarks: list[str]) -> list[str]:
     return out
 
 
-def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
+def section_compare_rl(data: ReportData, out_dir: Path) -> list[str]:
+    """The unified paradigm compared (§5.2.1, Figure 5): rl.compare's own table and figure, when run."""
+    out = ["## 7. GRPO, PPO, RFT, Online RFT and DPO from the same SFT model (paper Figure 5)", ""]
+    folder = Path(data.compare_rl) if data.compare_rl else None
+    table = folder / "compare.md" if folder else None
+    if not table or not table.exists():
+        return out + ["_Not run: `snakemake compare_rl` (not part of `make run`) trains and evaluates every "
+                      "method, then rerun the report._", ""]
+    out.append(table.read_text().strip())
+    figure = folder / "figure5.png"
+    if figure.exists():
+        out += ["", f"![Figure 5]({Path(os.path.relpath(figure, out_dir)).as_posix()})"]
+    return out + [""]
+
+
+def render_markdown(data: ReportData, plots: dict[str, str], out_dir: Path | None = None) -> str:
     benchmarks = sorted({b for _, b in data.eval} | {b for _, b in data.expected})
     head = [f"# mathpipe report: `{data.name}`", "",
             f"The DeepSeekMath recipe (Shao et al., 2024, arXiv 2402.03300) as run by config `{data.config_path}`. "
@@ -475,7 +491,7 @@ def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
             "GSM8K/MATH test sets, printed for scale beside ours; every other number is ours.", ""]
     body = (section_headline(data, benchmarks) + section_funnel(data, plots) + section_training(data, plots) + section_table(data, benchmarks)
             + section_figure7(data, benchmarks, plots) + section_corpus_quality(data, benchmarks, plots)
-            + section_breakdown(data, benchmarks))
+            + section_breakdown(data, benchmarks) + section_compare_rl(data, out_dir or Path(".")))
     return "\n".join(head + body).rstrip() + "\n"
 
 
@@ -510,7 +526,7 @@ def write_report(data: ReportData, out: Path, plot_dir: Path | None = None) -> d
         }
         rel = Path(os.path.relpath(plot_dir, out.parent)).as_posix()  # the page links its plots relatively
         plots = {name: f"{rel}/{name}.png" for name, ok in made.items() if ok}
-    md = render_markdown(data, plots)
+    md = render_markdown(data, plots, out.parent)
     write_text(out, md)
     html = out.with_suffix(".html")
     write_text(html, render_html(md, f"mathpipe report: {data.name}"))
@@ -532,6 +548,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     p.add_argument("--funnel-table", help="the corpus stage's funnel.md")
     p.add_argument("--corpus-score", help="world.corpus_score's JSON (the embedded default only)")
     p.add_argument("--stage-times", help="the workflow's folder of Snakemake benchmark files (*.tsv per job)")
+    p.add_argument("--compare-rl", help="compare_rl's folder (figure5.png, compare.md), shown when present")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     setup_logging(args.log_level)
@@ -541,6 +558,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         raise SystemExit(f"--out must name a .md file, got {out}")
     data = collect(cfg, args.config, parse_named(args.eval, "--eval"), parse_named(args.curves, "--curves"),
                    args.funnel, args.funnel_table, args.corpus_score, args.stage_times)
+    data.compare_rl = args.compare_rl
     return write_report(data, out, Path(args.plots) if args.plots else None)
 
 

@@ -217,3 +217,17 @@ def test_plots_go_where_the_rule_says(tmp_path):
                          "--curves", f"rl={res / 'rl' / 'metrics.jsonl'}"])
     assert paths["plots"] == res / "figures" and (res / "figures" / "training.png").exists()
     assert "(figures/training.png)" in out.read_text() and not (res / "report").exists()
+
+
+def test_compare_rl_is_shown_when_it_has_run(tmp_path):
+    _fake_results(tmp_path)
+    res = tmp_path / "results" / "fake"
+    out = res / "report.md"
+    args = ["--config", str(_config(tmp_path)), "--out", str(out), "--compare-rl", str(res / "compare_rl")]
+    report_main(args)
+    assert "## 7. GRPO, PPO, RFT" in out.read_text() and "_Not run: `snakemake compare_rl`" in out.read_text()
+    write_text(res / "compare_rl" / "compare.md", "| method | greedy |\n|---|---:|\n| grpo | 28.0 |\n")
+    (res / "compare_rl" / "figure5.png").write_bytes(b"\x89PNG")
+    report_main(args)
+    md = out.read_text()
+    assert "| grpo | 28.0 |" in md and "![Figure 5](compare_rl/figure5.png)" in md

@@ -49,6 +49,7 @@ rule compare_rl_eval:
     params:
         compare=COMPARE,
         eval=RESOLVED["eval"],
+        root=COMPARE_DIR,
     log:
         RESULTS / "logs/compare_rl/{method}_eval.log",
     threads: stage_threads()
@@ -57,8 +58,8 @@ rule compare_rl_eval:
     conda:
         CONDA_ENV
     shell:
-        "python -m rl.compare evaluate --config {input.config} --method {wildcards.method} --root "
-        + str(COMPARE_DIR) + " --threads {threads} > {log} 2>&1"
+        "python -m rl.compare evaluate --config {input.config} --method {wildcards.method} --root {params.root}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule compare_rl_eval_init:
@@ -70,6 +71,7 @@ rule compare_rl_eval_init:
     params:
         compare=COMPARE,
         eval=RESOLVED["eval"],
+        root=COMPARE_DIR,
     log:
         RESULTS / "logs/compare_rl/init_eval.log",
     threads: stage_threads()
@@ -78,8 +80,8 @@ rule compare_rl_eval_init:
     conda:
         CONDA_ENV
     shell:
-        "python -m rl.compare evaluate --config {input.config} --method init --init {input.model} --root "
-        + str(COMPARE_DIR) + " --threads {threads} > {log} 2>&1"
+        "python -m rl.compare evaluate --config {input.config} --method init --init {input.model}"
+        " --root {params.root} --threads {threads} > {log} 2>&1"
 
 
 rule compare_rl:
@@ -91,6 +93,8 @@ rule compare_rl:
         figure=COMPARE_DIR / "figure5.png",
         table=COMPARE_DIR / "compare.md",
         json=COMPARE_DIR / "compare.json",
+    params:
+        root=COMPARE_DIR,
     log:
         RESULTS / "logs/compare_rl/report.log",
     message:
@@ -98,4 +102,4 @@ rule compare_rl:
     conda:
         CONDA_ENV
     shell:
-        "python -m rl.compare report --config {input.config} --root " + str(COMPARE_DIR) + " > {log} 2>&1"
+        "python -m rl.compare report --config {input.config} --root {params.root} > {log} 2>&1"

@@ -83,6 +83,9 @@ def report_args(wildcards, input):
     if "corpus_score" in input.keys():
         args += ["--corpus-score", shlex.quote(str(input.corpus_score))]
     args += ["--stage-times", shlex.quote(str(FOLDERS["benchmarks"]))]
+    # `snakemake compare_rl` (not part of `rule all`, ~30-45 min on 2 cores) leaves Figure 5 there; the
+    # report shows it when present.
+    args += ["--compare-rl", shlex.quote(str(COMPARE_DIR))]
     return " ".join(args)
 
 
