@@ -5,8 +5,6 @@ import json
 import math
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from rl.rollouts import RolloutSettings, RolloutSource, load_prompts
 from sft.data import DataStats, SFTExample, tokenize_all
 from sft.packing import SFTBatches
 from sft.train import choose_packing, sft_loss
+from tests.rl_tiny import run_rl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -251,22 +250,8 @@ def _config(tmp_path, d, **rl):
     return path
 
 
-_KILLABLE = """
-import os, signal, sys
-from pipeline.config import load_config, set_threads, setup_logging
-from rl.grpo import run
-setup_logging("WARNING"); set_threads(1)
-kill_at = int(sys.argv[4])
-def killer(step, metrics):
-    if step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-run(load_config(sys.argv[1]), sys.argv[2], sys.argv[3], on_step_end=[killer])
-"""
-
-
 def _run(cfg, init, out, kill_at=-1):
-    return subprocess.run([sys.executable, "-c", _KILLABLE, str(cfg), str(init), str(out), str(kill_at)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_rl(cfg, init, out, kill_at)  # rl.train in a subprocess that SIGKILLs itself (tests/rl_tiny.py)
 
 
 def _weights(folder):
