@@ -1,6 +1,6 @@
 """`python -m rl.train`: the unified paradigm on one engine (DeepSeekMath §4, §5.2.1, Table 10).
 
-    python -m rl.train --config config/tiny.yaml --init results/tiny/sft/mined/model --out results/tiny/rl
+    python -m rl.train --config results/tiny/config.yaml --init results/tiny/sft/mined/model --out results/tiny/rl
 
 `rl.algorithm` picks a data source and a gradient coefficient (rl/losses.py); everything else — the
 prompts, the one generation interface, the reward registry and shared grader (rl/rewards.py), the one

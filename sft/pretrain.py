@@ -1,7 +1,7 @@
 """Continued pretraining on a weighted data mixture (DeepSeekMath §2.3, §3.1) and the corpus-quality
 experiment's two arms (§2.2).
 
-    python -m sft.pretrain --config config/tiny.yaml --variant mined \\
+    python -m sft.pretrain --config results/tiny/config.yaml --variant mined \\
         --tokenizer results/tiny/tokenizer --out results/tiny/pretrain/mined/model
 
 `--variant` picks the mixture from `pretrain.variants.<variant>.sources` (paper: 56% DeepSeekMath

@@ -1,6 +1,6 @@
 """Supervised fine-tuning on CoT, PoT and tool-integrated data (DeepSeekMath §3.1).
 
-    python -m sft.train --config config/tiny.yaml --init results/tiny/pretrain/mined/model \\
+    python -m sft.train --config results/tiny/config.yaml --init results/tiny/pretrain/mined/model \\
         --out results/tiny/sft/mined/model
 
 Starts from a pretrained checkpoint (`--init`, a save_pretrained folder or hub id; its tokenizer comes

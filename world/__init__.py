@@ -3,9 +3,9 @@
 No network, no GPU and no pretrained weights on a fresh machine, so the default config generates a
 small, fully known world and runs the real pipeline on it:
 
-    python -m world.problems --config config/tiny.yaml   # sft / rl / test splits   (rule world_problems)
+    python -m world.problems --config config/tiny.yaml --out-dir results/tiny/world/problems  # (rule world_problems)
     python -m world.web --config config/tiny.yaml \\
-        --test-gsm8k .../test_gsm8k.jsonl --test-math .../test_math.jsonl   # WARCs, labels, seed (rule world_web)
+        --test-gsm8k .../test_gsm8k.jsonl --test-math .../test_math.jsonl --out-dir results/tiny/world/web
 
 Modules:
     problem.py   one problem and its three response formats (CoT, PoT, tool-integrated; paper §3.1)

@@ -1,6 +1,6 @@
 """The embedded default's problem family: sft / rl / test splits with verified gold answers.
 
-    python -m world.problems --config config/tiny.yaml
+    python -m world.problems --config config/tiny.yaml --out-dir results/tiny/world/problems
 
 Stands in for the paper's SFT data (§3.1: CoT, PoT and tool-integrated solutions to GSM8K/MATH-style
 problems), its RL questions (§4.2) and the GSM8K/MATH test sets (§3.2). GSM8K-like word problems come

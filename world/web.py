@@ -1,6 +1,6 @@
 """The embedded default's web: WARC shards of HTML pages, their ground-truth labels and a math seed.
 
-    python -m world.web --config config/tiny.yaml
+    python -m world.web --config config/tiny.yaml --test-gsm8k T.jsonl --test-math M.jsonl --out-dir results/tiny/world/web
 
 Stands in for Common Crawl and OpenWebMath in the corpus loop of paper §2.1. The sites come from
 world/sites.py (pure math, mixed, decoy and prose domains), the content from world/pages.py and
