@@ -74,13 +74,14 @@ def check_smoke_outputs(out: Path) -> None:
         assert all(math.isfinite(r["loss"]) for r in rows), run
     pre = _jsonl(out / "pretrain/mined/metrics.jsonl")
     assert pre[-1]["loss"] < pre[0]["loss"], "20 pretraining steps from a random init did not lower the loss"
-    # RL starts from the mined SFT model; it moves iff some group had reward variance (a learning signal).
-    # Adam's first step moves every parameter with a gradient by ~lr (1e-5 in smoke.yaml); without a signal
-    # only float noise of the KL term's zero gradient remains (measured: 7e-8), hence the lr/10 line.
+    # RL starts from the mined SFT model; with a learning signal (some group with reward variance) Adam's
+    # first step moves every parameter with a gradient by ~lr (1e-5 in smoke.yaml). Without one the converse
+    # cannot be asserted: Adam divides the KL term's float-noise gradient (~1e-10) by its own size, so the
+    # weights may still move by up to ~lr/2 (seen: 7e-8 in one run, over 1e-6 in another).
     sft_w, rl_w = _weights(out / "sft/mined/model"), _weights(out / "rl/model")
     signal = any(r["zero_std_fraction"] < 1.0 for r in _jsonl(out / "rl/metrics.jsonl"))
     moved = max(float((sft_w[k] - rl_w[k]).abs().max()) for k in sft_w) > 1e-6
-    assert moved == signal, f"RL had a learning signal: {signal}, its weights moved: {moved}"
+    assert moved or not signal, "RL had a learning signal but its weights did not move"
 
     # eval: every checkpoint x benchmark evaluated the right model on the first 16 problems, and its
     # metrics agree with the samples recomputed by hand (pretrain*: greedy only, n=0)
