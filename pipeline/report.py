@@ -9,6 +9,8 @@ Writes report.md, report.html (the same page) and PNG plots (pipeline/report_plo
 them. It reads exactly the files named on its command line (the `report` rule lists them; docs/CONTRACTS.md
 says what each holds) and nothing else; a named file that does not exist yet gets a "not run" line:
 
+0. the numbers that matter, each with a verdict against the paper, and time per stage
+   (pipeline/report_headline.py);
 1. the corpus funnel per round (corpus/funnel.json, paper §2.1), with kept pages/tokens per round;
 2. pretraining, SFT and RL curves (metrics.jsonl beside each model);
 3. a table of every checkpoint on every benchmark (eval/<checkpoint>/<benchmark>/metrics.json), each
@@ -16,7 +18,8 @@ says what each holds) and nothing else; a named file that does not exist yet get
 4. Pass@K and Maj@K versus K for SFT vs RL, as in the paper's Figure 7 (§4.3: RL raises Maj@K but
    hardly Pass@K);
 5. corpus quality (§2.2): the models trained on the mined corpus vs on unfiltered web text;
-6. the MATH-style breakdown by subject and level.
+6. the MATH-style breakdown by subject and level;
+7. GRPO, PPO, RFT, Online RFT and DPO compared (Figure 5), when `snakemake compare_rl` has run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import markdown
 
 from pipeline.config import load_config, setup_logging
 from pipeline.io import atomic_path, read_jsonl, write_text
+from pipeline.report_headline import _kmax, read_stage_times, section_headline
 from pipeline.report_plots import plot_corpus_quality, plot_figure7, plot_funnel, plot_training
 
 log = logging.getLogger("pipeline.report")
@@ -146,40 +150,9 @@ def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str
     return data
 
 
-def read_stage_times(folder: Path) -> dict[str, dict]:
-    """Snakemake's benchmark files (one TSV per job: wall s, CPU s, peak RSS) summed per stage; the stage
-    is the first part of the job's path under `folder` (world_web.tsv, corpus_extract_0001.tsv,
-    sft/mined.tsv, eval/rl/world_math.tsv -> world, corpus, sft, eval)."""
-    stages: dict[str, dict] = {}
-    for path in sorted(folder.rglob("*.tsv")):
-        rel = path.relative_to(folder)
-        stage = rel.parts[0].split("_")[0] if len(rel.parts) > 1 else rel.stem.split("_")[0]
-        lines = path.read_text().strip().splitlines()
-        if len(lines) < 2:
-            continue
-        row = dict(zip(lines[0].split("\t"), lines[-1].split("\t")))
-        st = stages.setdefault(stage, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0, "max_rss_mb": 0.0})
-        st["jobs"] += 1
-        for key, col in (("wall_s", "s"), ("cpu_s", "cpu_time")):
-            try:
-                st[key] += float(row.get(col, "nan"))
-            except ValueError:
-                pass
-        try:
-            st["max_rss_mb"] = max(st["max_rss_mb"], float(row.get("max_rss", "0")))
-        except ValueError:
-            pass
-    return stages
-
-
 def _ordered_checkpoints(names) -> list[str]:
     known = [c for c in CHECKPOINTS if c in names]
     return known + sorted(set(names) - set(known))
-
-
-def _kmax(m: dict, key: str) -> str | None:
-    ks = [k for k in (m.get(key) or {})]
-    return max(ks, key=int) if ks else None
 
 
 def _pct(x: float | None, se: float | None = None) -> str:
@@ -202,116 +175,6 @@ def _eval_row(ckpt: str, bench: str, m: dict) -> str:
     return (f"| {ckpt} | {bench} | {_pct(m.get('greedy'), se.get('greedy'))} | {p1} | {maj} | {pas} | "
             f"{m.get('n', 0)} | {m.get('temperature', '-') if m.get('n') else '-'} | {prompt} | "
             f"{m.get('num_problems', '?')} |")
-
-
-def _diff(a: dict | None, b: dict | None, key: str, k: str | None = None) -> tuple[float, float] | None:
-    """(b - a, standard error of the difference) of a metric of two evaluations, in points; the s.e.
-    treats the two evaluations as independent (conservative: they are on the same problems)."""
-    if not a or not b:
-        return None
-
-    def get(m):
-        v = m.get(key) if k is None else (m.get(key) or {}).get(k)
-        se = (m.get("stderr") or {}).get(key) if k is None else ((m.get("stderr") or {}).get(key) or {}).get(k)
-        return v, se
-
-    (va, sa), (vb, sb) = get(a), get(b)
-    if va is None or vb is None:
-        return None
-    return 100 * (vb - va), 100 * ((sa or 0) ** 2 + (sb or 0) ** 2) ** 0.5
-
-
-def _fmt_diff(d: tuple[float, float] | None) -> str:
-    return "-" if d is None else f"{d[0]:+.1f} ± {d[1]:.1f}"
-
-
-def _verdict(d: tuple[float, float] | None, expect_up: bool = True) -> str:
-    """Where a difference stands against a paper that found it positive."""
-    if d is None:
-        return "not measured"
-    diff, se = d
-    if abs(diff) <= 2 * (se or 0):
-        return "within two standard errors of zero: no measurable difference"
-    if (diff > 0) == expect_up:
-        return "agrees with the paper (more than two standard errors)"
-    return "**disagrees with the paper** (the other way, more than two standard errors)"
-
-
-def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
-    """The numbers that matter, each with one sentence on agreement or disagreement with the paper."""
-    out = ["## The numbers that matter", ""]
-    rows = ["| finding | ours | the paper | verdict |", "|---|---|---|---|"]
-    cs = data.corpus_score
-    if cs:
-        rows.append(f"| corpus: precision / recall of math pages (world labels) | {cs['precision']:.3f} / "
-                    f"{cs['recall']:.3f} | no labels (a fastText classifier, 4 rounds) | "
-                    f"{'meets' if (cs['precision'] or 0) >= 0.9 and (cs['recall'] or 0) >= 0.9 else 'misses'} "
-                    "the 0.9 / 0.9 target |")
-        rows.append(f"| corpus: near-dup clusters collapsed, contaminated pages removed | "
-                    f"{cs['near_dup_clusters_collapsed']}/{cs['near_dup_clusters']}, "
-                    f"{cs['contaminated_removed']}/{cs['contaminated_pages']} | MinHash not stated; all "
-                    "benchmark 10-gram matches removed | "
-                    f"{'all removed' if cs['contaminated_removed'] == cs['contaminated_pages'] else '**contamination leaked**'} |")
-    if data.funnel and data.funnel.get("rounds"):
-        conv = data.funnel.get("converged_at")
-        rows.append(f"| corpus: rounds to converge | {conv or 'not converged'} | 4 (round 4 kept ~98% of round 3) | "
-                    f"{'agrees' if conv and int(conv) <= 4 else 'differs'} |")
-    for bench in benchmarks:
-        pb = data.paper_bench.get(bench)
-        for a, w, stage, paper_gap in (("pretrain", "pretrain_web", "base, few-shot",
-                                        {"gsm8k": 12.3, "math": 4.7}.get(pb)),
-                                       ("sft", "sft_web", "after the same SFT", None)):
-            d = _diff(data.eval.get((w, bench)), data.eval.get((a, bench)), "greedy")
-            if d is None:
-                continue
-            paper = (f"mined ahead by {paper_gap:+.1f} (Table 1, 1.3B)" if paper_gap is not None
-                     else "mined ahead (Table 1, base models only)")
-            rows.append(f"| corpus quality, {bench}, {stage}: mined − web greedy | {_fmt_diff(d)} | {paper} | "
-                        f"{_verdict(d)} |")
-    paper_rl = {"gsm8k": "82.9 → 88.2 (+5.3)", "math": "46.8 → 51.7 (+4.9)"}
-    for bench in benchmarks:
-        sft, rl = data.eval.get(("sft", bench)), data.eval.get(("rl", bench))
-        if not (sft and rl):
-            continue
-        pb = data.paper_bench.get(bench)
-        d = _diff(sft, rl, "greedy")
-        rows.append(f"| RL, {bench}: greedy RL − SFT | {_fmt_diff(d)} | {paper_rl.get(pb, 'up')} (Table 5) | "
-                    f"{_verdict(d)} |")
-        kmax = _kmax(sft, "maj@k") if rl.get("maj@k") else None
-        if kmax:
-            dm, dp = _diff(sft, rl, "maj@k", kmax), _diff(sft, rl, "pass@k", kmax)
-            rows.append(f"| RL, {bench}: Maj@{kmax} RL − SFT | {_fmt_diff(dm)} | up (Figure 7) | {_verdict(dm)} |")
-            if dp is None or dm is None:
-                pass_verdict = "not measured"
-            elif abs(dp[0]) <= 2 * dp[1]:
-                pass_verdict = "hardly moves (within two standard errors), as in the paper"
-            elif dp[0] < dm[0]:
-                pass_verdict = "moves less than Maj@K, as in the paper"
-            else:
-                pass_verdict = "**moves more than Maj@K, unlike the paper**"
-            rows.append(f"| RL, {bench}: Pass@{kmax} RL − SFT | {_fmt_diff(dp)} | hardly moves (Figure 7) | "
-                        f"{pass_verdict} |")
-    if len(rows) == 2:
-        out.append("_Nothing measured yet._")
-    else:
-        out += rows + ["", "Differences are in points of accuracy, ± the standard error of the difference over "
-                       "problems (the two evaluations treated as independent). \"Within two standard errors\" "
-                       "means this run cannot tell the difference from noise."]
-    if data.stage_times:
-        order = ["world", "corpus", "pretrain", "sft", "rl", "eval", "report"]
-        stages = sorted(data.stage_times, key=lambda x: (order.index(x) if x in order else len(order), x))
-        total_wall = sum(st["wall_s"] for st in data.stage_times.values())
-        # Snakemake samples CPU time every few seconds and misses most of a short job's, so it is not shown.
-        out += ["", "**Time per stage** (Snakemake's benchmark files; jobs of a stage may run side by side, so "
-                "their wall times add up to more than the stage took; peak RSS is sampled):", "",
-                "| stage | jobs | wall s (sum) | wall min (sum) | peak RSS MB |", "|---|---:|---:|---:|---:|"]
-        for stage in stages:
-            st = data.stage_times[stage]
-            out.append(f"| {stage} | {st['jobs']} | {st['wall_s']:.0f} | {st['wall_s'] / 60:.1f} | "
-                       f"{st['max_rss_mb']:.0f} |")
-        out.append(f"| all | {sum(st['jobs'] for st in data.stage_times.values())} | {total_wall:.0f} | "
-                   f"{total_wall / 60:.1f} | |")
-    return out + [""]
 
 
 def section_funnel(data: ReportData, plots: dict[str, str]) -> list[str]:

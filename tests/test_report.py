@@ -164,7 +164,7 @@ def test_report_reads_only_the_files_it_is_given(tmp_path):
 
 def test_headline_differences_and_verdicts_by_hand():
     """Differences in points with the s.e. of the difference, sqrt(0.03^2 + 0.04^2) = 0.05 -> 5.0 points."""
-    from pipeline.report import _diff, _verdict
+    from pipeline.report_headline import _diff, _verdict
 
     web = {"greedy": 0.20, "stderr": {"greedy": 0.03}}
     mined = {"greedy": 0.35, "stderr": {"greedy": 0.04}}
