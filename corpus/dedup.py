@@ -12,21 +12,24 @@ exactly these decisions; this job is its reference.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from operator import methodcaller
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import numpy as np
 import pyarrow as pa
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch.hashfunc import sha1_hash32
 
 from corpus.filters import StepStats
 from corpus.shards import read_table
-from corpus.text import word_tokens
+from corpus.text import word_tokens_utf8
 from pipeline.config import defaults_from_schema, settings_from
 
 log = logging.getLogger(__name__)
@@ -124,39 +127,63 @@ class MinHashSettings:
         return lsh.b, lsh.r
 
 
+# Signatures are datasketch 2.0's MinHash, bit for bit (tests/test_corpus_dedup.py compares them with
+# `MinHash.bulk` on real pages): each shingle's hash is the first 4 bytes of its SHA-1, little-endian
+# (datasketch's `sha1_hash32`), pre-mixed by MurmurHash3's 32-bit finalizer (fmix32), then permuted by
+# h -> a*h + b mod 2^32 with datasketch's (a, b) for the seed (scheme "affine32"), and the minimum kept per
+# permutation. Computed here rather than through `MinHash.bulk` because its per-shingle Python calls
+# (`sha1_hash32`: a function call, a slice and a struct unpack each) and per-set MinHash copies were most of
+# the step: the same SHA-1s through `map` in C, one numpy pass per page, and shingles joined as UTF-8 bytes
+# (corpus.text.word_tokens_utf8) cost 1.7 ms -> 0.9 ms a page on the 3,944 real pages of
+# benchmarks/bench_corpus_ingest.py (CPU time). `LeanMinHash(..., scheme="affine32")` reads them in `clusters`.
+_FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)  # MurmurHash3 fmix32: shifts and multipliers
+_digest = methodcaller("digest")  # a hashlib object's digest, called from C by `map`
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    s1, m1, s2, m2, s3 = _FMIX32
+    h = h ^ (h >> np.uint32(s1))
+    h = h * np.uint32(m1)
+    h = h ^ (h >> np.uint32(s2))
+    h = h * np.uint32(m2)
+    return h ^ (h >> np.uint32(s3))
+
+
 class MinHashDeduper:
-    """Signatures in batch (`MinHash.bulk`), LSH candidates (`MinHashLSH`), clusters by union-find."""
+    """Signatures (datasketch's MinHash, computed in bulk), LSH candidates (`MinHashLSH`), clusters by union-find."""
 
     def __init__(self, settings: MinHashSettings):
         self.settings = settings
+        reference = MinHash(num_perm=settings.num_perm, seed=settings.seed)
+        if reference.scheme != "affine32" or reference.hashfunc is not sha1_hash32:
+            raise RuntimeError(f"datasketch's default MinHash is now {reference.scheme!r} with "
+                               f"{reference.hashfunc!r}: corpus.dedup computes affine32 / sha1_hash32 signatures")
+        self._a, self._b = (np.asarray(p, dtype=np.uint32) for p in reference.permutations)
+        self._empty = np.full(settings.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
 
-    def shingles(self, text: str) -> list[bytes]:
-        words = word_tokens(text)
+    def shingles(self, text: str) -> set[bytes]:
+        """The set of word `ngram`s (UTF-8, words joined by one space); a text of at most `ngram` words is one."""
+        words = word_tokens_utf8(text)
         n = self.settings.ngram
         if len(words) <= n:
-            return [" ".join(words).encode()] if words else []
-        return [" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)]
+            return {b" ".join(words)} if words else set()
+        return set(map(b" ".join, zip(*(words[i:] for i in range(n)))))
 
-    def signatures(self, texts: Iterable[str], batch: int = 1000) -> np.ndarray:
-        """(N, num_perm) uint32 signatures; a text without words gets an all-max row (never a candidate).
+    def signature(self, text: str) -> np.ndarray:
+        """(num_perm,) uint32 MinHash of one text; all-max for a text without words (never a candidate)."""
+        shingles = self.shingles(text)
+        if not shingles:
+            return self._empty
+        # SHA-1 digests are 20 bytes: every 5th little-endian uint32 is a digest's first 4 bytes.
+        hashes = np.frombuffer(b"".join(map(_digest, map(hashlib.sha1, shingles))), dtype="<u4")[::5]
+        permuted = _fmix32(hashes.astype(np.uint32))[:, None] * self._a
+        permuted += self._b
+        return permuted.min(axis=0)
 
-        Shingle sets are hashed `batch` texts at a time with datasketch's batch hashing (`MinHash.bulk`), so
-        memory holds one batch of sets, not a whole shard's (214 MB for 1,356 real pages when held at once).
-        A minimum does not depend on order, so the sets are not sorted."""
-        s = self.settings
-        parts, sets = [], []
-        for text in texts:
-            sets.append(set(self.shingles(text)))
-            if len(sets) == batch:
-                parts.append(self._bulk(sets))
-                sets = []
-        if sets:
-            parts.append(self._bulk(sets))
-        return np.concatenate(parts) if parts else np.zeros((0, s.num_perm), dtype=np.uint32)
-
-    def _bulk(self, sets: list[set[bytes]]) -> np.ndarray:
-        mins = MinHash.bulk(sets, num_perm=self.settings.num_perm, seed=self.settings.seed)
-        return np.stack([m.hashvalues for m in mins]).astype(np.uint32, copy=False)
+    def signatures(self, texts: Iterable[str]) -> np.ndarray:
+        """(N, num_perm) uint32 signatures, one text at a time (memory: one page's shingles)."""
+        rows = [self.signature(t) for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, self.settings.num_perm), dtype=np.uint32)
 
     def clusters(self, signatures: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Representative index of each row's near-duplicate cluster (the smallest index in it).

@@ -4,7 +4,8 @@
   BPE tokens; words are tokenizer-independent and close enough for a funnel).
 - `classifier_tokens`: what fastText sees (§2.1): lower-cased words, numbers, LaTeX commands and
   single symbols as separate tokens, so `\\frac{1}{2}=x^2` yields `\\frac { 1 } { 2 } = x ^ 2`.
-- `word_tokens`: lower-cased alphanumeric words (each CJK ideograph one word), for MinHash shingles.
+- `word_tokens`: lower-cased alphanumeric words (each CJK ideograph one word), for MinHash shingles
+  (`word_tokens_utf8`: the same as UTF-8 bytes, faster).
 - `latex_tokens`: what benchmark decontamination compares (§2.1 10-grams): lower-cased words, digit
   runs, LaTeX commands and the structure of a formula (`{`, `}`, `&`, `\\\\`), after spellings that
   typeset the same are made one (`\\dfrac` = `\\frac`, `x^{2}` = `x^2`, `\\left(` = `(`, `\\text{cm}` = `cm`).
@@ -51,6 +52,27 @@ def classifier_line(text: str, max_tokens: int | None = None) -> str:
 
 def word_tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+# `word_tokens` as UTF-8 bytes (MinHash shingles hash bytes). Bytes regexes run ~4x faster than str ones, and
+# on bytes `\w` is ASCII [A-Za-z0-9_]: the same words wherever the lower-cased text has no non-ASCII word
+# character (its other non-ASCII characters, quotes, dashes, no-break spaces, encode to bytes >= 0x80 that
+# `\w` does not match, so they separate words as in `word_tokens`). Other texts take `word_tokens`.
+_WORD_ASCII = re.compile(rb"\w+")
+_NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
+
+
+def word_tokens_utf8(text: str) -> list[bytes]:
+    """`[w.encode() for w in word_tokens(text)]`, faster."""
+    low = text.lower()
+    if low.isascii():
+        return _WORD_ASCII.findall(low.encode("ascii"))
+    if _NON_ASCII_WORD_CHAR.search(low) is None:
+        try:
+            return _WORD_ASCII.findall(low.encode("utf-8"))
+        except UnicodeEncodeError:  # lone surrogates: not words, but not encodable either
+            pass
+    return [w.encode() for w in _WORD.findall(low)]
 
 
 # Spellings that typeset (nearly) the same, rewritten to one before tokenizing (lower-cased text).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasketch import MinHash
 
 from corpus.dedup import (
     MinHashDeduper,
@@ -17,6 +18,7 @@ from corpus.dedup import (
     url_domain,
     url_duplicates,
 )
+from corpus.text import word_tokens, word_tokens_utf8
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
 
@@ -126,11 +128,68 @@ def test_real_math_pages_with_edited_boilerplate_are_near_duplicates():
     assert dropped == {ids[len(docs) + i]: ids[i] for i in range(20)}
 
 
-def test_signatures_are_the_same_whatever_the_batch():
-    """Batched hashing (memory: one batch of shingle sets at a time) gives the signatures of one bulk call."""
-    texts = [f"page {i} " + " ".join(f"w{(i * 7 + j) % 13}" for j in range(i % 40)) for i in range(50)] + ["", "!!!"]
-    deduper = MinHashDeduper(MinHashSettings(seed=2))
-    whole = deduper.signatures(texts, batch=len(texts))
-    assert np.array_equal(deduper.signatures(texts, batch=7), whole)
-    assert (whole[-2:] == np.iinfo(np.uint32).max).all()  # no words: never a candidate
-    assert deduper.signatures([]).shape == (0, deduper.settings.num_perm)
+def _datasketch_signatures(texts: list[str], settings: MinHashSettings) -> np.ndarray:
+    """The rule, through datasketch's own path: word n-grams of `word_tokens` joined by one space, UTF-8,
+    hashed by `MinHash.bulk` with the default scheme (affine32, sha1_hash32)."""
+    sets = []
+    for text in texts:
+        words, n = word_tokens(text), settings.ngram
+        grams = [words[i : i + n] for i in range(len(words) - n + 1)] if len(words) > n else [words] if words else []
+        sets.append({" ".join(g).encode() for g in grams})
+    minhashes = MinHash.bulk(sets, num_perm=settings.num_perm, seed=settings.seed)
+    return np.stack([m.hashvalues for m in minhashes]).astype(np.uint32)
+
+
+# Texts whose words take each path of `word_tokens_utf8`: ASCII; non-ASCII separators only (curly quotes,
+# no-break space, dashes: bytes >= 0x80 between words); non-ASCII words (accents, Greek, the Kelvin sign that
+# lower-cases to ASCII `k`, `İ` that lower-cases to two characters); CJK ideographs one word each; a lone
+# surrogate; fewer words than the n-gram; none.
+EDGE_TEXTS = [
+    "The sum of the first n odd numbers is n^2, so 1 + 3 + 5 = 9 and snake_case_words stay whole.",
+    "It\u2019s \u201cquoted\u201d\u00a0text \u2014 with dashes \u2013 and no\u00a0break spaces between six words here.",
+    "Caf\u00e9 na\u00efve r\u00e9sum\u00e9: \u03b1 + \u03b2 = \u03b3 and \u212a is Kelvin, \u0130stanbul is a city.",
+    "\u6570\u5b66\u662f\u5f88\u597d\u7684\u5b66\u79d1 mixed with English words for the test",
+    "a lone \ud800 surrogate between words one two three four",
+    "three short words",
+    "",
+    "!!! ... ---",
+]
+
+
+@pytest.mark.parametrize("ngram, num_perm, seed", [(5, 128, 0), (3, 64, 7)])
+def test_signatures_equal_datasketch_minhash(ngram, num_perm, seed):
+    """Signatures are computed outside datasketch for speed; they must be its MinHash bit for bit."""
+    settings = MinHashSettings(ngram=ngram, num_perm=num_perm, bands=None, rows=None, seed=seed)
+    texts = EDGE_TEXTS + _texts(20, words=300, seed=seed)
+    got = MinHashDeduper(settings).signatures(texts)
+    assert got.dtype == np.uint32 and got.shape == (len(texts), num_perm)
+    assert np.array_equal(got, _datasketch_signatures(texts, settings))
+    assert (got[EDGE_TEXTS.index("")] == np.iinfo(np.uint32).max).all()  # no words: never a candidate
+    assert (got[EDGE_TEXTS.index("!!! ... ---")] == np.iinfo(np.uint32).max).all()
+    assert MinHashDeduper(settings).signatures([]).shape == (0, num_perm)
+
+
+@pytest.mark.parametrize("text", EDGE_TEXTS)
+def test_word_tokens_utf8_are_the_words_encoded(text):
+    assert word_tokens_utf8(text) == [w.encode() for w in word_tokens(text)]
+
+
+def test_word_tokens_by_the_rule():
+    assert word_tokens("It\u2019s x_1\u00a0CAF\u00c9 \u6570\u5b66!") == ["it", "s", "x_1", "caf\u00e9", "\u6570", "\u5b66"]
+    assert word_tokens_utf8("It\u2019s x_1\u00a0CAF\u00c9") == [b"it", b"s", b"x_1", "caf\u00e9".encode()]
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared real-data samples)")
+def test_signatures_equal_datasketch_on_real_pages():
+    """Real text: StackMathQA posts (LaTeX, Unicode math) and crawled pages extracted from their HTML."""
+    from corpus.filters import StepStats
+    from corpus.html_text import html_to_text
+    from corpus.warc import read_pages
+
+    lines = (SHARED / "text/math_stackmathqa100k_files32-127.jsonl").read_text().splitlines()[:300]
+    texts = [json.loads(x)["Q"] + "\n" + json.loads(x)["A"] for x in lines]
+    texts += [html_to_text(p.text) for p in read_pages(SHARED / "warc/dolma_sample-0000.warc.gz", 0, StepStats("t"))]
+    assert sum(not t.isascii() for t in texts) >= 20  # both word paths are exercised
+    settings = MinHashSettings(seed=1)
+    assert np.array_equal(MinHashDeduper(settings).signatures(texts), _datasketch_signatures(texts, settings))
