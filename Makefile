@@ -59,7 +59,8 @@ test-vllm:
 test-slurm: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[cluster]'
 	scripts/slurm/start_cluster.sh
-	SNAKEMAKE=$(BIN)/snakemake PYTHON=$(BIN)/python scripts/slurm/test_slurm.sh
+	SNAKEMAKE=$(BIN)/snakemake PYTHON=$(BIN)/python scripts/slurm/test_slurm.sh; \
+	  rc=$$?; scripts/slurm/stop_cluster.sh; exit $$rc
 
 clean:
 	rm -rf results .snakemake

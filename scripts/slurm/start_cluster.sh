@@ -2,7 +2,7 @@
 # Start a single-node Slurm cluster on this machine (slurmctld + slurmd + munged, no systemd), for
 # `make test-slurm`. Needs root (munge key, daemons). Installs Debian's slurm-wlm and munge if missing.
 #   scripts/slurm/start_cluster.sh        # start (idempotent: a running cluster is left alone)
-#   scripts/slurm/stop_cluster.sh         # stop what this script started
+#   scripts/slurm/stop_cluster.sh         # stop what this script started, remove the slurm.conf it wrote
 # State, logs and pid files: $MATHPIPE_SLURM_STATE (default /tmp/mathpipe-slurm). The config goes to
 # /etc/slurm/slurm.conf (where the Slurm commands look for it), rendered from slurm.conf.in beside this file.
 set -euo pipefail
@@ -37,6 +37,11 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   munge -n | unmunge >/dev/null || die "munged does not answer (see /var/log/munge/munged.log)"
 fi
 
+# A slurm.conf this project did not render (first line differs from slurm.conf.in) is someone's real
+# cluster configuration: refuse to overwrite it.
+if [ -f "$CONF" ] && [ "$(head -n 1 "$CONF")" != "$(head -n 1 "$HERE/slurm.conf.in")" ]; then
+  die "$CONF exists and was not written by this script; move it away to start the test cluster"
+fi
 HOST=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 1024 ))
