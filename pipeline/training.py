@@ -126,6 +126,28 @@ def lr_lambda(step: int, total_steps: int, cfg: OptimConfig) -> float:
     raise ValueError(f"unknown lr schedule {cfg.schedule!r}: expected constant, cosine or linear")
 
 
+def adamw_groups(model, optim: OptimConfig, groups: list[dict] | None = None) -> list[dict]:
+    """AdamW's parameter groups: each of `groups` (default one group of every trainable parameter) split
+    into matrices (weight decay) and vectors (none), with the group's own `lr` (default `optim.lr`) and
+    `name`. Every trainable parameter of `model` must be in exactly one group."""
+    groups = groups if groups is not None else [{"params": list(model.parameters())}]
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    seen: set[int] = set()
+    out = []
+    for g in groups:
+        params = [p for p in g["params"] if p.requires_grad]
+        if any(id(p) in seen or id(p) not in trainable for p in params):
+            raise ValueError(f"parameter group {g.get('name')!r} repeats a parameter or has one that is not "
+                             "a trainable parameter of the model")
+        seen.update(id(p) for p in params)
+        extra = {"lr": float(g.get("lr", optim.lr)), "name": g.get("name", "")}
+        out += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": optim.weight_decay, **extra},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, **extra}]
+    if seen != trainable:
+        raise ValueError(f"{len(trainable - seen)} trainable parameters are in no parameter group")
+    return out
+
+
 class _Counter:
     """The step counter as registered checkpoint state."""
 
@@ -144,12 +166,16 @@ class TrainLoop:
 
     `extra_state` maps names to objects with state_dict/load_state_dict saved in every checkpoint.
     `on_step_end(step, metrics)` callbacks run after each optimizer step (e.g. RL's reference reset).
+    `param_groups` (default: every trainable parameter at `optim.lr`) splits the model's trainable
+    parameters into named groups with their own base lr, e.g. [{"name": "policy", "params": ...},
+    {"name": "value", "params": ..., "lr": 1e-4}] (PPO's value model); every group follows the one schedule
+    (its own lr times `lr_lambda`), and each named group's lr is logged as `lr/<name>`.
     """
 
     def __init__(self, model, loss_fn: Callable, data: DataSource, *, out_dir: str | os.PathLike,
                  total_steps: int, optim: OptimConfig, grad_accum: int = 1, save_every: int = 0,
                  keep_checkpoints: int = 2, log_every: int = 1, seed: int = 0,
-                 extra_state: dict[str, Any] | None = None,
+                 extra_state: dict[str, Any] | None = None, param_groups: list[dict] | None = None,
                  on_step_end: list[Callable[[int, dict], None]] | None = None,
                  desc: str = "train", mixed_precision: str = "no"):
 
@@ -175,13 +201,8 @@ class TrainLoop:
             log.warning("FSDP requested by the accelerate config, but accelerate runs FSDP only on GPUs: "
                         "training as %s over %d processes", self.accelerator.distributed_type.name,
                         self.accelerator.num_processes)
-        params = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
-        )
+        optimizer = torch.optim.AdamW(adamw_groups(model, optim, param_groups), lr=optim.lr,
+                                      betas=tuple(optim.betas), eps=optim.eps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_lambda(s, self.total_steps, optim))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
@@ -264,6 +285,7 @@ class TrainLoop:
             self.counter.step += 1
             step = self.counter.step
             last = {"step": step, **sums, "lr": self.scheduler.get_last_lr()[0],
+                    **{f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups if g.get("name")},
                     "step_s": time.perf_counter() - t0, "data_s": t_data}
             for cb in self.on_step_end:
                 cb(step, last)

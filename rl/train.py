@@ -206,7 +206,8 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     loop = TrainLoop(trained, loss_fn, source, out_dir=out, total_steps=rc["steps"], optim=optim,
                      grad_accum=rc["micro_batches"], save_every=rc["save_every"], keep_checkpoints=1,
                      seed=int(cfg.get("seed", 0)), extra_state={"reference": reference} if reference is not None else {},
-                     on_step_end=callbacks, desc=algo, mixed_precision=rc["mixed_precision"])
+                     on_step_end=callbacks, desc=algo, mixed_precision=rc["mixed_precision"],
+                     param_groups=trained.param_groups(rc["lr"], pc["value_lr"]) if algo == "ppo" else None)
     holder["loop"] = loop
     # The loop may have wrapped or moved the model: sample from exactly the weights being trained.
     source.policy = loop.unwrapped_model()

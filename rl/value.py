@@ -12,7 +12,9 @@ return still to come, trained alongside the policy.
 
 `ActorCritic` holds both as one module, so the one training loop's optimizer, gradient clipping and
 checkpoints cover the policy, the value network and the head together; `policy` is what is sampled from
-and saved as the RL model.
+and saved as the RL model. `param_groups` gives the value network and head their own learning rate
+(`rl.ppo.value_lr`): the head starts at zero and must learn the returns' scale, which at the policy's lr
+(1e-6 in the paper, 5e-5 on tiny) takes far longer than the run.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ class ActorCritic(nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         self.value_head.to(next(policy.parameters()).device)
+
+    def param_groups(self, lr: float, value_lr: float | None = None) -> list[dict]:
+        """The loop's parameter groups (pipeline.training.adamw_groups): the policy at `lr`; the value
+        network (separate) and the head at `value_lr` (None: `lr`). Shared, the trunk is the policy's and
+        follows `lr`; only the head is the value model's own."""
+        value = [*(self.critic.parameters() if self.critic is not None else []), *self.value_head.parameters()]
+        return [{"name": "policy", "params": list(self.policy.parameters()), "lr": lr},
+                {"name": "value", "params": value, "lr": lr if value_lr is None else value_lr}]
 
     @property
     def shared(self) -> bool:

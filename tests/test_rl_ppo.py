@@ -58,6 +58,21 @@ def test_actor_critic_forward(rl_tiny, value_model):
         assert torch.allclose(values[0, :n_o], want, atol=1e-4)
 
 
+@pytest.mark.parametrize("value_model", ["separate", "shared"])
+def test_value_model_has_its_own_learning_rate(rl_tiny, value_model):
+    """rl.ppo.value_lr: the value network (separate) and the head form the "value" group, the policy (with
+    a shared trunk) the "policy" group; together every parameter of the actor-critic once."""
+    ac = ActorCritic(load_model(rl_tiny / "model"), value_model)
+    policy, value = ac.param_groups(1e-5, 1e-3)
+    assert (policy["name"], policy["lr"], value["name"], value["lr"]) == ("policy", 1e-5, "value", 1e-3)
+    want_value = {id(p) for p in ac.value_head.parameters()}
+    if value_model == "separate":
+        want_value |= {id(p) for p in ac.critic.parameters()}
+    assert {id(p) for p in value["params"]} == want_value
+    assert {id(p) for p in policy["params"]} == {id(p) for p in ac.policy.parameters()}
+    assert ac.param_groups(1e-5)[1]["lr"] == 1e-5  # value_lr None: the policy's
+
+
 def test_ppo_rollout_advantages(rl_tiny):
     """With the zero-initialized head (V = 0), gamma = lambda = 1, no KL and no whitening, every token's
     advantage and return is its output's outcome reward (reward-to-go of a reward paid at the end)."""
@@ -81,7 +96,7 @@ def test_ppo_rollout_advantages(rl_tiny):
 def test_killed_ppo_run_resumes_exactly(rl_tiny, tmp_path):
     from safetensors.torch import load_file
 
-    cfg = rl_config(tmp_path, rl_tiny, algorithm="ppo", group_size=2, ref_reset_every=2)
+    cfg = rl_config(tmp_path, rl_tiny, algorithm="ppo", group_size=2, ref_reset_every=2, ppo={"value_lr": 3e-3})
     ref = run_rl(cfg, rl_tiny / "model", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
     killed = run_rl(cfg, rl_tiny / "model", tmp_path / "res", kill_at=2)
@@ -104,6 +119,7 @@ def test_killed_ppo_run_resumes_exactly(rl_tiny, tmp_path):
     assert ra[0]["value_mean"] == 0.0
     assert ra[0]["reward_mean"] > 0, "the fixture should sample some correct outputs"
     assert ra[1]["value_mean"] != 0.0
+    assert ra[0]["lr/value"] == pytest.approx(3 * ra[0]["lr/policy"])  # each group on its lr, one schedule
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(rl_tiny):
