@@ -22,6 +22,8 @@ TeX already in the text (`$...$`, `\\(...\\)`, `\\[...\\]`) passes through the e
 
 from __future__ import annotations
 
+import re
+
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
@@ -30,6 +32,26 @@ from corpus.mathml import mathml_to_latex, tex_annotation
 # MathJax 2/3 rendering output that duplicates TeX kept elsewhere on the page.
 RENDERED_MATH = (".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_SVG_Display, "
                  ".MathJax_CHTML, .MJX_Assistive_MathML, .katex-html")
+
+
+# `may_have_math`: a page none of whose selectors above can match skips `rewrite_math` (its 7 DOM walks cost
+# ~0.4 ms on a 36 KB documentation page, the check ~0.15 ms; measured in CPU time on real pages). Every selector
+# needs one of these ASCII words in the page's source, in any case (tag names and, in quirks mode, class names
+# match case-insensitively): `math` (math/tex scripts, mwe-math-element, MathJax*, MJX_Assistive_MathML, <math>,
+# img.math), `katex`, `mjx` (<mjx-container>), `latex`, or the class `tex` (`tex` then a non-word character).
+# The one other way to write those letters is a numeric character reference (`&#109;ath`, in an attribute):
+# a page with a reference to an ASCII letter always takes the rewrite. Named references spell no ASCII letter.
+_MATH_WORDS = (b"math", b"katex", b"mjx", b"latex")
+_TEX_CLASS = re.compile(rb"tex\b")
+_LETTER_REFERENCE = re.compile(rb"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[7-9][0-9]|1[01][0-9]|12[0-2]))"
+                               rb"(?![0-9a-f])")
+
+
+def may_have_math(html: str) -> bool:
+    """False only if no math selector of `rewrite_math` can match in this page."""
+    low = html.encode("utf-8", "surrogatepass").lower()  # ASCII lower-casing: what the selectors ignore
+    return (any(word in low for word in _MATH_WORDS) or _TEX_CLASS.search(low) is not None
+            or (b"&#" in low and _LETTER_REFERENCE.search(low) is not None))
 
 
 def _wrap(tex: str, display: bool) -> str:
@@ -87,7 +109,8 @@ def rewrite_math(tree: HTMLTree) -> int:
 def html_to_text(html: str, main_content: bool = True) -> str:
     """Plain text of a page with its math as LaTeX; paragraphs separated by blank lines."""
     tree = HTMLTree.parse(html)
-    rewrite_math(tree)
+    if may_have_math(html):
+        rewrite_math(tree)
     text = extract_plain_text(
         tree, preserve_formatting=True, main_content=main_content, alt_texts=False, links=False,
         list_bullets=True, noscript=False, comments=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from resiliparse.parse.html import HTMLTree
 
-from corpus.html_text import html_to_text, rewrite_math
+from corpus.html_text import html_to_text, may_have_math, rewrite_math
 from corpus.mathml import mathml_to_latex
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
@@ -135,6 +135,61 @@ def test_mathml_to_latex_pieces():
 def test_rewrite_counts_formulas():
     tree = HTMLTree.parse(MATH_PAGES[1][1])
     assert rewrite_math(tree) == 2
+
+
+# `may_have_math` lets pages without math markup skip the DOM rewrite; it must open for every way a selector
+# can match: upper-case tags, quirks-mode class names (matched case-insensitively), unquoted attributes,
+# letters written as numeric character references.
+GATED_MARKUP = [
+    ("upper_case_math_tag", "<p>Let <MATH><MI>x</MI><MO>=</MO><MN>2</MN></MATH> here.</p>", 1),
+    ("quirks_mode_katex", '<html><body><p>So <span class="KaTeX"><annotation encoding="application/x-tex">a+b'
+                          "</annotation></span> holds.</p></body></html>", 1),
+    ("unquoted_img_tex", '<p>Area <img class=tex alt="\\pi r^2" src=f.png> of a disc.</p>', 1),
+    ("katex_class_by_reference", '<p>So <span class="&#107;atex"><annotation encoding="application/x-tex">c^2'
+                                 "</annotation></span> holds.</p>", 1),
+    ("math_script_type_by_hex_reference", '<p>Take <script type="&#x6D;ath/tex">y_1</script> now.</p>', 1),
+]
+
+
+@pytest.mark.parametrize("name, html, n", GATED_MARKUP, ids=[g[0] for g in GATED_MARKUP])
+def test_math_gate_opens_for_every_spelling_of_math_markup(name, html, n):
+    assert may_have_math(html), name
+    assert rewrite_math(HTMLTree.parse(html)) == n, name  # the markup is math the rewrite acts on
+
+
+@pytest.mark.parametrize("name, html, formulas", MATH_PAGES, ids=[p[0] for p in MATH_PAGES])
+def test_math_gate_opens_for_every_math_page(name, html, formulas):
+    assert may_have_math(html), name
+
+
+@pytest.mark.parametrize("html", [
+    page("Shell", "<pre>echo $HOME; export PATH=$PATH:/opt/bin</pre><p>It&#8217;s in the context menu.</p>"),
+    '<html><head><style type="text/css">p{color:red}</style></head><body><p>vertices &amp; index, text/plain</p></body></html>',
+])
+def test_math_gate_closed_on_pages_without_math_markup(html):
+    assert not may_have_math(html)
+    assert rewrite_math(HTMLTree.parse(html)) == 0
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared real-data samples)")
+def test_gated_extraction_equals_the_full_rewrite_on_real_pages():
+    """Real crawled pages (many with `&#...;` references, some loading MathJax): the gate changes no text."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    from corpus.filters import StepStats
+    from corpus.warc import read_pages
+
+    def full_rewrite(html: str) -> str:
+        tree = HTMLTree.parse(html)
+        rewrite_math(tree)
+        return extract_plain_text(tree, preserve_formatting=True, main_content=True, alt_texts=False, links=False,
+                                  list_bullets=True, noscript=False, comments=True).strip()
+
+    pages = [p.text for f in ("dolma_sample-0000", "dolma_sample-0001")
+             for p in read_pages(SHARED / f"warc/{f}.warc.gz", 0, StepStats("t"))]
+    assert sum(not may_have_math(h) for h in pages) >= 10 and sum(may_have_math(h) for h in pages) >= 5
+    assert [html_to_text(h) for h in pages] == [full_rewrite(h) for h in pages]
 
 
 def compare_extractors(pages=MATH_PAGES) -> dict:
