@@ -163,7 +163,10 @@ class DPOCoefficient(Coefficient):
         margin = self.beta * (m[:k] - m[k:])  # (K,)
         obj = F.logsigmoid(margin)
         with torch.no_grad():
+            # the implicit rewards beta m(o) of the preferred and rejected outputs (TRL's rewards/chosen and
+            # rewards/rejected): both falling while the margin stays ~0 is the drift of a too-large lr
             metrics = {"dpo_margin": margin.mean(), "dpo_accuracy": (margin > 0).float().mean(),
+                       "dpo_chosen": self.beta * m[:k].mean(), "dpo_rejected": self.beta * m[k:].mean(),
                        "kl": per_output_mean(k3_kl(batch.logp, batch.ref_logp), batch.mask).mean()}
         return obj, metrics
 

@@ -1,6 +1,7 @@
 """DPO (DeepSeekMath §5.2.1, eq. 14) on the shared engine: pairs of a correct and an incorrect output of the
 frozen SFT model to the same question, judged by the shared grader; one run end to end."""
 
+import math
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from pipeline.generation import build_generator
 from pipeline.models import load_model, load_tokenizer
 from rl.dpo import PairSource
 from rl.logprobs import token_logprobs
+from rl.losses import DPOCoefficient, PolicyBatch, policy_loss
 from rl.rewards import RewardFunction
 from rl.rollouts import RolloutSettings, RolloutSource, load_prompts
 from tests import rl_tiny as tiny
@@ -36,6 +38,18 @@ def test_pairs_by_hand():
     assert src.pairs(correct, torch.tensor([False, False, False, True]), 4) == [(0, 1), (3, 2), (9, 8)]
     src.pairs_per_question = 1
     assert src.pairs(correct, torch.tensor([False, False, False, False]), 4) == [(0, 1), (9, 8), (13, 12)]
+
+
+def test_implicit_rewards_by_hand():
+    """dpo_chosen / dpo_rejected are beta m(o+) and beta m(o-), m the length-normalized log-ratio (eq. 14).
+    o+ (2 tokens): log-ratios ln 2 and 0 -> m+ = ln2/2; o- (1 token): ln 3 -> m- = ln 3. beta 0.5:
+    chosen ln2/4, rejected ln3/2, margin their difference."""
+    logp = torch.log(torch.tensor([[0.5, 0.4], [0.3, 0.9]]))
+    ref = torch.log(torch.tensor([[0.25, 0.4], [0.1, 0.3]]))
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    _, m = policy_loss(DPOCoefficient(beta=0.5), PolicyBatch(logp=logp, mask=mask, ref_logp=ref, n_pairs=1))
+    assert m["dpo_chosen"] == pytest.approx(math.log(2) / 4) and m["dpo_rejected"] == pytest.approx(math.log(3) / 2)
+    assert m["dpo_margin"] == pytest.approx(math.log(2) / 4 - math.log(3) / 2)
 
 
 def test_pair_batches_are_graded_sft_samples(rl_tiny):

@@ -52,6 +52,8 @@ rule compare_rl_eval:
         root=COMPARE_DIR,
     log:
         RESULTS / "logs/compare_rl/{method}_eval.log",
+    benchmark:
+        RESULTS / "benchmarks/compare_rl/{method}_eval.tsv"
     threads: stage_threads()
     message:
         "compare_rl: evaluating the {wildcards.method} snapshots"
@@ -74,6 +76,8 @@ rule compare_rl_eval_init:
         root=COMPARE_DIR,
     log:
         RESULTS / "logs/compare_rl/init_eval.log",
+    benchmark:
+        RESULTS / "benchmarks/compare_rl/init_eval.tsv"
     threads: stage_threads()
     message:
         "compare_rl: evaluating the SFT model (step 0)"
