@@ -18,7 +18,7 @@ from corpus.dedup import (
     url_domain,
     url_duplicates,
 )
-from corpus.text import word_tokens, word_tokens_utf8
+from corpus.text import word_tokens
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
 
@@ -140,7 +140,7 @@ def _datasketch_signatures(texts: list[str], settings: MinHashSettings) -> np.nd
     return np.stack([m.hashvalues for m in minhashes]).astype(np.uint32)
 
 
-# Texts whose words take each path of `word_tokens_utf8`: ASCII; non-ASCII separators only (curly quotes,
+# Texts whose words take each path of `corpus.text.word_tokens_utf8`: ASCII; non-ASCII separators only (curly quotes,
 # no-break space, dashes: bytes >= 0x80 between words); non-ASCII words (accents, Greek, the Kelvin sign that
 # lower-cases to ASCII `k`, `İ` that lower-cases to two characters); CJK ideographs one word each; a lone
 # surrogate; fewer words than the n-gram; none.
@@ -167,16 +167,6 @@ def test_signatures_equal_datasketch_minhash(ngram, num_perm, seed):
     assert (got[EDGE_TEXTS.index("")] == np.iinfo(np.uint32).max).all()  # no words: never a candidate
     assert (got[EDGE_TEXTS.index("!!! ... ---")] == np.iinfo(np.uint32).max).all()
     assert MinHashDeduper(settings).signatures([]).shape == (0, num_perm)
-
-
-@pytest.mark.parametrize("text", EDGE_TEXTS)
-def test_word_tokens_utf8_are_the_words_encoded(text):
-    assert word_tokens_utf8(text) == [w.encode() for w in word_tokens(text)]
-
-
-def test_word_tokens_by_the_rule():
-    assert word_tokens("It\u2019s x_1\u00a0CAF\u00c9 \u6570\u5b66!") == ["it", "s", "x_1", "caf\u00e9", "\u6570", "\u5b66"]
-    assert word_tokens_utf8("It\u2019s x_1\u00a0CAF\u00c9") == [b"it", b"s", b"x_1", "caf\u00e9".encode()]
 
 
 @pytest.mark.shared
