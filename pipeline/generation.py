@@ -8,6 +8,14 @@
 no top-p), which is what GRPO's importance ratio needs. `finish_reason` is "stop" (EOS or a stop string;
 the stop string is cut from the text, as vLLM does) or "length" (truncated at max_new_tokens).
 
+Seeds. `seed` is one int (prompt i then gets `derive_seed(seed, i)`) or one seed per prompt. A prompt's n
+samples depend only on the model, the prompt and its seed, not on which other prompts share the call, how
+they are batched, or which process makes the call: RL seeds each question from (run seed, rollout, the
+question, its occurrence in the step), so N data-parallel processes sample exactly what one process would
+(tests/test_distributed.py). HF: sample j of a prompt draws from its own RNG stream, seeded with
+`derive_seed(prompt seed, j)`; vLLM: one request per prompt with `SamplingParams(seed=prompt seed)` (vLLM
+derives the n samples' streams from it).
+
 Two backends behind the same interface: Hugging Face (any device) and vLLM (optional `[gpu]` extra,
 imported lazily). The HF backend runs its own short sampling loop over a static KV cache instead of
 `model.generate`, because it must (a) return the per-token log-probs of the untempered policy, which
@@ -24,8 +32,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import StaticCache
@@ -44,11 +54,32 @@ class Completion:
     finish_reason: str = "stop"  # "stop" | "length"
 
 
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys, through numpy's SeedSequence hashing (made for exactly this:
+    independent streams from structured keys such as (run seed, rollout, question)). The key count leads
+    the entropy because SeedSequence alone ignores trailing zeros ((1, 2) and (1, 2, 0) would collide).
+    Negative keys are taken modulo 2**64."""
+    entropy = [len(keys), *(int(k) % (1 << 64) for k in keys)]
+    state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def prompt_seeds(seed: int | Sequence[int], n_prompts: int) -> list[int]:
+    """One seed per prompt: the given ones, or `derive_seed(seed, i)` for prompt i of one int seed."""
+    if isinstance(seed, (int, np.integer)):
+        return [derive_seed(seed, i) for i in range(n_prompts)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n_prompts:
+        raise ValueError(f"{len(seeds)} seeds for {n_prompts} prompts: give one seed per prompt, or one int")
+    return seeds
+
+
 class Generator:
-    """Interface: `generate(prompts, n, temperature, top_p, max_new_tokens, stop, seed)`."""
+    """Interface: `generate(prompts, n, temperature, top_p, max_new_tokens, stop, seed)`; `seed` is an int
+    or one seed per prompt (see the module docstring)."""
 
     def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-                 max_new_tokens: int = 1024, stop: list[str] | None = None, seed: int = 0
+                 max_new_tokens: int = 1024, stop: list[str] | None = None, seed: int | Sequence[int] = 0
                  ) -> list[list[Completion]]:
         raise TypeError(f"{type(self).__name__} must implement generate()")
 
@@ -94,17 +125,19 @@ class HFGenerator(Generator):
         self.model = model
 
     def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
-        # Expand to one row per sample, prompt-major, so outs[i][j] is sample j of prompt i.
+        # Expand to one row per sample, prompt-major, so outs[i][j] is sample j of prompt i; each row
+        # samples from its own stream, so no row's draws depend on the rows batched with it.
         rows = [p for p in prompts for _ in range(n)]
-        gen = torch.Generator().manual_seed(seed)
+        row_seeds = [derive_seed(s, j) for s in prompt_seeds(seed, len(prompts)) for j in range(n)]
         flat: list[Completion] = []
         for start in range(0, len(rows), self.batch_size):
             flat.extend(self._generate_batch(rows[start:start + self.batch_size], temperature, top_p,
-                                             max_new_tokens, stop or [], gen))
+                                             max_new_tokens, stop or [], row_seeds[start:start + self.batch_size]))
         return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
 
-    def _generate_batch(self, prompts, temperature, top_p, max_new_tokens, stop, gen):
+    def _generate_batch(self, prompts, temperature, top_p, max_new_tokens, stop, row_seeds):
         tok, model = self.tokenizer, self.model
+        gens = [torch.Generator().manual_seed(s) for s in row_seeds] if temperature > 0 else []
         device = next(model.parameters()).device
         # Each distinct prompt is run through the model once and its KV cache copied to its rows: n
         # samples of a prompt share it. Measured (16 prompts x 8 samples, ~50-token prompts, 1.3M params,
@@ -144,7 +177,7 @@ class HFGenerator(Generator):
             full_mask = torch.cat([p_mask, torch.zeros(B, max_new_tokens, dtype=p_mask.dtype, device=device)], 1)
             live = torch.arange(B)  # the rows still in the batch (finished ones are dropped, see below)
             for t in range(max_new_tokens):
-                nxt = _sample(logits, temperature, top_p, gen)  # (b,), b = len(live)
+                nxt = _sample(logits, temperature, top_p, [gens[b] for b in live.tolist()] if gens else [])  # (b,)
                 lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
                 was_done = done[live]
                 hit_eos = (nxt == eos) & ~was_done
@@ -231,8 +264,9 @@ def _static_cache(model, max_len: int):
         return None
 
 
-def _sample(logits, temperature: float, top_p: float, gen):
-    """Greedy at temperature 0, else temperature + nucleus sampling. logits: (B, V) -> (B,)."""
+def _sample(logits, temperature: float, top_p: float, gens: list[torch.Generator]):
+    """Greedy at temperature 0, else temperature + nucleus sampling, row b drawing from `gens[b]`.
+    logits: (B, V) -> (B,)."""
     if temperature <= 0:
         return logits.argmax(-1)
     scores = logits / temperature
@@ -242,8 +276,11 @@ def _sample(logits, temperature: float, top_p: float, gen):
         drop = sorted_p.cumsum(-1) - sorted_p >= top_p  # the top token is always kept
         scores = scores.masked_fill(torch.zeros_like(drop).scatter(-1, idx, drop), float("-inf"))
     # Gumbel-max: argmax(scores + Gumbel noise) is a sample from softmax(scores), ~3x faster here than
-    # torch.multinomial (1.7 vs 5.0 ms for 128 x 2048 on one thread).
-    u = torch.rand(scores.shape, generator=gen)
+    # torch.multinomial (1.7 vs 5.0 ms for 128 x 2048 on one thread). One draw per row from the row's
+    # own stream (a row's t-th step always takes its t-th draw, whichever rows are still in the batch).
+    u = torch.empty(scores.shape)
+    for b, g in enumerate(gens):
+        torch.rand(scores.shape[1], generator=g, out=u[b])
     return (scores - torch.log(-torch.log(u))).argmax(-1)
 
 
@@ -289,8 +326,10 @@ class VLLMGenerator(Generator):
     def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, stop=None, seed=0):
         from vllm import SamplingParams  # optional extra, see __init__
 
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                                max_tokens=max_new_tokens, stop=stop or None, seed=seed, logprobs=0)
+        # One request per prompt, each with its own seed (vLLM seeds the request's n samples from it).
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                 max_tokens=max_new_tokens, stop=stop or None, seed=s, logprobs=0)
+                  for s in prompt_seeds(seed, len(prompts))]
         results = []
         for req in self.llm.generate(prompts, params, use_tqdm=False):
             row = []

@@ -10,11 +10,21 @@ micro-batches from. Each rollout batch:
    the config's temperature / top-p / max new tokens, from the model the generator holds: the current
    policy (online), or the frozen SFT model (`offline`: each question's outputs are drawn once);
 3. scores them (rl/rewards.py), computes group-relative advantages (rl/advantages.py), and counts the
-   groups with no signal (all rewards equal) and those skipped for an unparseable gold;
+   groups with no signal (all rewards equal) and those skipped for an unparseable gold (`accuracy` is the
+   share of the graded outputs, those of groups not skipped, that are correct);
 4. computes log pi_ref under no_grad, and log pi_old only when it differs from the policy being updated
    (mu > 1; with mu = 1, pi_old is the policy itself and the ratio is exactly 1, so no extra forward);
 5. splits the rows into `micro_batches` micro-batches of whole groups (rl/logprobs.py computes each
    question's prompt once per group), and queues them `mu` times: mu optimizer steps per rollout batch (the paper: mu = 1).
+
+Data parallelism (N processes under `accelerate launch`): every process walks the same question order and
+takes the questions at positions rank, rank + N, ... of each step's global batch. A question's G outputs
+are sampled with a seed of its own, (run seed, rollout number, question, which occurrence of it in the
+step's batch), so they are the same whichever process samples them and however many there are. Offline,
+a question's seed is the one of its first occurrence at rollout 0, whenever it is first met: the outputs
+an online method samples from the same model at its first step. The loss weights divide by the valid outputs of the whole global batch and the rollout metrics
+are computed over the whole global batch (the processes exchange per-question scores), so N processes
+give the step one process gives, up to float summation order (tests/test_distributed.py).
 
 `sample()` (steps 1-2 and the rewards) is shared by every source; `rollout()` is GRPO's and RFT's rest,
 rl/ppo.py (GAE from a value model) and rl/dpo.py (preference pairs) override it.
@@ -29,11 +39,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from accelerate.utils import gather_object
 
 from grading.benchmarks import HubSpec, load_benchmark
-from pipeline.generation import Completion
+from pipeline.generation import Completion, derive_seed
 from rl.advantages import outcome_advantages, process_advantages
 from rl.logprobs import PackedRows, pack_rows, token_logprobs
 from rl.rewards import STEP_REWARDS, RewardFunction
@@ -127,7 +139,7 @@ class Sampled:
     """One rollout's questions, outputs and scores, before any method-specific advantage (what every data
     source of the unified view starts from)."""
 
-    idx: list[int]  # prompt indices, P
+    idx: list[int]  # prompt indices, P (this process's questions)
     flat: list[Completion]  # P x G outputs, prompt-major
     completion_ids: list[list[int]]  # each output's tokens (EOS appended where the model stopped by it)
     total: torch.Tensor  # (P, G) total reward, 0 where skipped
@@ -140,6 +152,40 @@ class Sampled:
     def valid(self) -> torch.Tensor:
         """(N,) bool: outputs whose group counts."""
         return (~self.skipped).repeat_interleave(self.total.shape[1])
+
+
+class QuestionScores(NamedTuple):
+    """What the rollout metrics read of one question's group (exchanged between processes)."""
+
+    position: int  # in the step's global batch
+    rewards: list[float]  # (G,) total reward, 0 where skipped
+    skipped: bool  # unparseable gold: the group is not graded
+    correct: list[bool]  # (G,) the grader's verdicts
+    lengths: list[int]  # (G,) output tokens, EOS included
+    truncated: list[bool]  # (G,) cut at max_new_tokens
+    terms: dict[str, list[float | None]]  # each reward term's (G,) values
+
+
+def rollout_metrics(questions: list[QuestionScores]) -> dict[str, float]:
+    """The rollout's metrics from its questions. Rewards, `accuracy` and the reward terms are over the
+    graded outputs (groups not skipped for an unparseable gold); lengths and truncation over all outputs."""
+    graded = [q for q in questions if not q.skipped]
+    rewards = torch.tensor([r for q in graded for r in q.rewards])
+    lens = torch.tensor([n for q in questions for n in q.lengths], dtype=torch.float)
+    n = len(lens)
+    metrics = {
+        "reward_mean": float(rewards.mean()) if len(rewards) else 0.0,
+        "reward_std": float(rewards.std(correction=0)) if len(rewards) else 0.0,
+        "accuracy": sum(c for q in graded for c in q.correct) / len(rewards) if len(rewards) else 0.0,
+        "skipped_groups": float(len(questions) - len(graded)),
+        "completion_len": float(lens.mean()),
+        "completion_len_max": float(lens.max()),
+        "truncated_fraction": sum(t for q in questions for t in q.truncated) / n,
+    }
+    for name in questions[0].terms if questions else []:
+        got = [v for q in questions for v in q.terms[name] if v is not None]
+        metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
+    return metrics
 
 
 # --- the source -------------------------------------------------------------------------------------
@@ -226,37 +272,56 @@ class RolloutSource:
     def _permutation(self) -> list[int]:
         return torch.randperm(len(self.prompts), generator=self.rng).tolist()
 
-    def _next_prompts(self) -> list[int]:
-        """This rank's share of the next prompts_per_step prompt indices; reshuffles at each epoch boundary.
+    def _next_prompts(self) -> tuple[list[int], list[int], list[int]]:
+        """This rank's share of the next prompts_per_step questions: their positions in the step's global
+        batch, their prompt indices, and which occurrence of the question each is in that batch (a step
+        that wraps round the prompt set can hold a question twice); reshuffles at each epoch boundary.
         Every rank walks the same order (same RNG), so together they cover each step's questions once."""
-        picked = []
+        picked, seen, occurrence = [], {}, []
         while len(picked) < self.s.prompts_per_step:
             if self.cursor >= len(self.order):
                 self.order, self.cursor, self.epoch = self._permutation(), 0, self.epoch + 1
-            picked.append(self.order[self.cursor])
+            i = self.order[self.cursor]
+            picked.append(i)
+            occurrence.append(seen.get(i, 0))
+            seen[i] = occurrence[-1] + 1
             self.cursor += 1
-        return picked[self.s.rank::self.s.world_size]
+        pos = list(range(self.s.rank, len(picked), self.s.world_size))
+        return pos, [picked[k] for k in pos], [occurrence[k] for k in pos]
+
+    def question_seed(self, index: int, occurrence: int) -> int:
+        """The sampling seed of prompt `index` (its `occurrence`-th appearance in this rollout's global
+        batch): the same on every rank. Offline, a question's outputs are drawn once: the seed of its first
+        occurrence at rollout 0, whenever it is first met."""
+        if self.s.offline:
+            return derive_seed(self.s.seed, 0, index, 0)
+        return derive_seed(self.s.seed, self.rollouts, index, occurrence)
+
+    def all_ranks(self, obj) -> list:
+        """`obj` from every data-parallel process, in rank order (a collective: every rank must call it)."""
+        return [obj] if self.s.world_size == 1 else gather_object([obj])
 
     # -- one rollout batch -------------------------------------------------------------------------
-    def _generate(self, idx: list[int], seed: int) -> list[list[Completion]]:
+    def _generate(self, idx: list[int], seeds: list[int]) -> list[list[Completion]]:
         """G outputs per question; offline, the ones sampled before are reused."""
         s = self.s
-        todo = [i for i in dict.fromkeys(idx) if i not in self.cache] if s.offline else idx
+        todo = list(dict.fromkeys(i for i in idx if i not in self.cache)) if s.offline else idx
+        if s.offline:
+            seeds = [seeds[idx.index(i)] for i in todo]
         outs = self.generator.generate([self.prompts[i].prompt for i in todo], n=s.group_size,
                                        temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
-                                       stop=s.stop, seed=seed) if todo else []
+                                       stop=s.stop, seed=seeds) if todo else []
         if not s.offline:
             return outs
         self.cache.update(zip(todo, outs))
         return [self.cache[i] for i in idx]
 
     def sample(self) -> Sampled:
-        """The next questions, G outputs each, their rewards and the rollout's metrics."""
+        """The next questions, G outputs each, their rewards and the rollout's metrics (over the global batch)."""
         s, G = self.s, self.s.group_size
-        idx = self._next_prompts()
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.rng)) + s.rank
+        pos, idx, occurrence = self._next_prompts()
         t0 = time.perf_counter()
-        outs = self._generate(idx, seed)
+        outs = self._generate(idx, [self.question_seed(i, o) for i, o in zip(idx, occurrence)])
         gen_s = time.perf_counter() - t0
         flat: list[Completion] = [c for row in outs for c in row]  # prompt-major, (P*G)
 
@@ -268,35 +333,31 @@ class RolloutSource:
         # Groups with an unparseable gold are skipped (weight 0) and counted; their rewards read as 0.
         total = torch.tensor([0.0 if r is None else r for r in scores.total]).view(len(idx), G)  # (P, G)
         skipped = torch.tensor([any(scores.total[i * G + j] is None for j in range(G)) for i in range(len(idx))])
-        self.skipped_groups_total += int(skipped.sum())
         completion_ids = [self._with_eos(c) for c in flat]
-        n = len(flat)
         rows = pack_rows([self._prompt_ids[i] for i in idx], [g for g in range(len(idx)) for _ in range(G)],
                          completion_ids, self.pad)
-        lens = torch.tensor([len(ids) for ids in completion_ids], dtype=torch.float)
-        n_valid = int((~skipped).sum()) * G
-        metrics = {
-            "reward_mean": float(total[~skipped].mean()) if n_valid else 0.0,
-            "reward_std": float(total[~skipped].std(correction=0)) if n_valid else 0.0,
-            "accuracy": sum(scores.correct) / n,
-            "skipped_groups": float(skipped.sum()),
-            "grader_timeouts_total": float(self.reward_fn.grader.timeouts),
-            "completion_len": float(lens.mean()),
-            "completion_len_max": float(lens.max()),
-            "truncated_fraction": sum(c.finish_reason == "length" for c in flat) / n,
-            "gen_s": gen_s, "score_s": score_s, "ref_s": 0.0,
-            "epoch": float(self.epoch),
-        }
-        for name, vals in scores.terms.items():
-            got = [v for v in vals if v is not None]
-            metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
+        # Per question, what the metrics read; gathered from every rank and put back in global-batch
+        # order, so every rank computes the metrics one process would, from the same numbers.
+        mine = [QuestionScores(k, total[q].tolist(), bool(skipped[q]), scores.correct[q * G:(q + 1) * G],
+                               [len(ids) for ids in completion_ids[q * G:(q + 1) * G]],
+                               [c.finish_reason == "length" for c in flat[q * G:(q + 1) * G]],
+                               {name: vals[q * G:(q + 1) * G] for name, vals in scores.terms.items()})
+                for q, k in enumerate(pos)]
+        ranks = self.all_ranks((mine, self.reward_fn.grader.timeouts))
+        metrics = rollout_metrics(sorted((q for part, _ in ranks for q in part), key=lambda q: q.position))
+        metrics.update({"grader_timeouts_total": float(sum(t for _, t in ranks)), "gen_s": gen_s,
+                        "score_s": score_s, "ref_s": 0.0, "epoch": float(self.epoch)})
+        self.skipped_groups_total += int(metrics["skipped_groups"])
         self.rollouts += 1
         return Sampled(idx, flat, completion_ids, total, skipped, list(scores.correct), rows, metrics)
 
     def loss_weights(self, valid: torch.Tensor) -> torch.Tensor:
-        """Each output's weight in the loss: 1/(valid outputs), times micro_batches because the loop
-        divides each micro-batch's loss by grad_accum; the step's loss is then the mean over outputs."""
-        return valid.float() * (self.s.micro_batches / max(1, int(valid.sum())))
+        """Each output's weight in the loss: 1/(valid outputs of the global batch), times micro_batches
+        because the loop divides each micro-batch's loss by grad_accum, times world_size because the
+        processes' gradients are averaged; the step's loss is then the mean over the global batch's outputs
+        (a collective under data parallelism: every rank must call it)."""
+        n_valid = sum(self.all_ranks(int(valid.sum())))
+        return valid.float() * (self.s.micro_batches * self.s.world_size / max(1, n_valid))
 
     def chunks(self, n: int) -> list[torch.Tensor]:
         """Row indices of each micro-batch, in prompt-major order: a micro-batch holds whole groups (each

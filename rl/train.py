@@ -222,7 +222,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     summary = summarize(out / "metrics.jsonl")
     summary.update({"algorithm": algo, "prompts": len(prompts), "prompts_skipped": prompt_set.skipped,
                     "skipped_groups_total": source.skipped_groups_total, "reference_resets": reset.resets,
-                    "peak_rss_mb": round(peak_rss_mb(), 1),
+                    "processes": state.num_processes, "peak_rss_mb": round(peak_rss_mb(), 1),
                     # what the optimizer holds (weights, gradients, two AdamW moments each) and what is frozen
                     "trained_parameters": sum(p.numel() for p in trained.parameters() if p.requires_grad),
                     "frozen_parameters": sum(p.numel() for p in reference.parameters()) if reference is not None else 0,

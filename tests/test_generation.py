@@ -161,3 +161,43 @@ def test_auto_backend_is_vllm_only_with_a_gpu_and_vllm(monkeypatch):
     assert generation.resolve_backend("hf") == "hf" and generation.resolve_backend("vllm") == "vllm"
     with pytest.raises(ValueError, match="expected one of auto, hf, vllm"):
         generation.resolve_backend("tgi")
+
+
+def test_a_prompts_samples_depend_on_its_seed_only(lm):
+    """Sample j of a prompt is drawn from its own stream (derive_seed(prompt seed, j)): the same whatever
+    other prompts share the call, in whatever order, however the rows are batched, and whether the batch
+    sheds finished rows. This is what lets N data-parallel RL processes sample what one process samples."""
+    from pipeline.generation import derive_seed
+
+    model, tok = lm
+    prompts, seeds = ["Tom has 3", "He buys 11 more. 3 +", "Tom"], [101, 202, 303]
+    kw = dict(n=5, temperature=1.2, max_new_tokens=20, stop=["="])
+
+    def ids(outs):
+        return [[c.token_ids for c in row] for row in outs]
+
+    together = build_generator("hf", model, tok).generate(prompts, seed=seeds, **kw)
+    alone = [build_generator("hf", model, tok).generate([p], seed=[s], **kw)[0] for p, s in zip(prompts, seeds)]
+    reversed_ = build_generator("hf", model, tok).generate(prompts[::-1], seed=seeds[::-1], **kw)[::-1]
+    small_batches = build_generator("hf", model, tok, batch_size=3).generate(prompts, seed=seeds, **kw)  # split groups
+    assert ids(together) == ids(alone) == ids(reversed_) == ids(small_batches)
+    assert len({tuple(map(tuple, r)) for r in ids(together)}) == 3 and len(set(map(tuple, ids(together)[0]))) > 1
+    for a, b in zip(together, alone):
+        for x, y in zip(a, b):
+            assert x.logprobs == pytest.approx(y.logprobs, abs=1e-5)
+    # One int seed: prompt i's seed is derive_seed(seed, i).
+    by_int = build_generator("hf", model, tok).generate(prompts, seed=7, **kw)
+    by_list = build_generator("hf", model, tok).generate(prompts, seed=[derive_seed(7, i) for i in range(3)], **kw)
+    assert ids(by_int) == ids(by_list)
+    with pytest.raises(ValueError, match="2 seeds for 3 prompts"):
+        build_generator("hf", model, tok).generate(prompts, seed=[1, 2], **kw)
+
+
+def test_derive_seed_is_a_deterministic_63_bit_hash_of_its_keys():
+    from pipeline.generation import derive_seed
+
+    a = derive_seed(0, 3, 5)
+    assert a == derive_seed(0, 3, 5) and 0 <= a < 2**63
+    # neighbouring keys, reordered keys and a longer key list are all different streams
+    others = {derive_seed(0, 3, 6), derive_seed(0, 5, 3), derive_seed(1, 3, 5), derive_seed(0, 3, 5, 0), derive_seed(0, 35)}
+    assert a not in others and len(others) == 5
