@@ -16,6 +16,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+import numpy as np
 
 _CLASSIFIER_TOKEN = re.compile(r"\\[A-Za-z]+|[^\W\d_]+|\d+|[^\w\s]")
 # A CJK ideograph is a word of its own (Chinese has no spaces: CMATH, Chinese web pages).
@@ -28,67 +31,83 @@ def count_tokens(text: str) -> int:
 
 
 def classifier_tokens(text: str, max_tokens: int | None = None) -> list[str]:
-    return _prefix_tokens(text, _CLASSIFIER_TOKEN, max_tokens)
+    return _prefix_tokens(text, lambda chunk: _CLASSIFIER_TOKEN.findall(chunk.lower()), max_tokens)
 
 
-def _prefix_tokens(text, pattern: re.Pattern, max_tokens: int | None):
-    """`pattern`'s tokens of the lower-cased `text` (str, or ASCII bytes with a bytes pattern), the first
-    `max_tokens` of them if set."""
+def _prefix_tokens(text: str, tokenize: Callable[[str], list], max_tokens: int | None) -> list:
+    """`tokenize(text)` (which lower-cases), the first `max_tokens` tokens if set."""
     if max_tokens:
         # Tokenize a prefix cut just after a space or newline: no token spans it, and lower-casing stops
         # there (Final_Sigma looks past case-ignorable characters only), so its tokens begin the text's.
         # Long pages then cost ~1/3 less (measured on real pages; the classifier reads max_tokens).
-        space, newline = (" ", "\n") if isinstance(text, str) else (b" ", b"\n")
         limit = 16 * max_tokens
         while limit < len(text):
-            cut = max(text.rfind(space, 0, limit), text.rfind(newline, 0, limit))
+            cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
             if cut <= 0:
                 break
-            tokens = pattern.findall(text[: cut + 1].lower())
+            tokens = tokenize(text[: cut + 1])
             if len(tokens) >= max_tokens:
                 return tokens[:max_tokens]
             limit *= 4
-    tokens = pattern.findall(text.lower())
+    tokens = tokenize(text)
     return tokens[:max_tokens] if max_tokens else tokens
 
 
-# `classifier_line` tokenizes ASCII text as bytes (bytes regexes run ~2-4x faster than str ones), with the
-# tokens of `_CLASSIFIER_TOKEN`: on ASCII, str `[^\W\d_]` is [A-Za-z] and `\d` [0-9], as on bytes; str `\s`
-# also holds \x1c-\x1f, bytes `\s` does not. (Non-ASCII text could take bytes too where it has no non-ASCII
-# word or space character, but finding that out cost as much as it saved.) tests/test_corpus_text_fast_paths.py
-_CLASSIFIER_TOKEN_ASCII = re.compile(rb"\\[A-Za-z]+|[A-Za-z]+|[0-9]+|[^\w\s\x1c-\x1f]")
+# Fast paths (tests/test_corpus_text_fast_paths.py checks they give the reference tokens). Bytes regexes run
+# 2-4x faster than str ones, and on bytes `\w`, `\d`, `[A-Za-z]` are ASCII. A lower-cased text whose non-ASCII
+# characters are none of them word characters (`\w` beyond ASCII is `str.isalnum`) has ASCII words, numbers
+# and commands only, and each non-ASCII character there is a separator (`word_tokens`) or, unless it is a
+# space (replaced by " "), a one-character symbol token (`_CLASSIFIER_TOKEN`'s `[^\w\s]`), i.e. one UTF-8
+# sequence: a lead byte and its continuation bytes. Such texts are tokenized as UTF-8 bytes (on the real pages
+# of benchmarks/bench_corpus_ingest.py: nearly all; quotes, dashes and no-break spaces are the usual non-ASCII
+# characters); others, and texts with a lone surrogate (not UTF-8), by the str regexes. str `\s` also holds
+# \x1c-\x1f, bytes `\s` does not.
+_CLASSIFIER_TOKEN_UTF8 = re.compile(rb"\\[A-Za-z]+|[A-Za-z]+|[0-9]+|[\xc0-\xff][\x80-\xbf]*|[^\w\s\x1c-\x1f\x80-\xff]")
+_WORD_UTF8 = re.compile(rb"\w+")
+
+
+def _non_ascii_chars(low: str) -> list[str] | None:
+    """The distinct non-ASCII characters of `low`; None if it holds a lone surrogate."""
+    points = np.frombuffer(low.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    points = np.unique(points[points > 0x7F])
+    if ((points >= 0xD800) & (points <= 0xDFFF)).any():
+        return None
+    return [chr(p) for p in points]
+
+
+def _classifier_tokens_fast(chunk: str) -> list:
+    low = chunk.lower()
+    if low.isascii():
+        return _CLASSIFIER_TOKEN_UTF8.findall(low.encode("ascii"))
+    chars = _non_ascii_chars(low)
+    if chars is None or any(c.isalnum() for c in chars):
+        return _CLASSIFIER_TOKEN.findall(low)
+    for c in chars:
+        if c.isspace():
+            low = low.replace(c, " ")
+    return _CLASSIFIER_TOKEN_UTF8.findall(low.encode())
 
 
 def classifier_line(text: str, max_tokens: int | None = None) -> str:
-    """One line of fastText input (no newlines: fastText reads one example per line)."""
-    if text.isascii():
-        return b" ".join(_prefix_tokens(text.encode("ascii"), _CLASSIFIER_TOKEN_ASCII, max_tokens)).decode("ascii")
-    return " ".join(classifier_tokens(text, max_tokens))
+    """One line of fastText input (no newlines: fastText reads one example per line):
+    `" ".join(classifier_tokens(text, max_tokens))`, faster."""
+    tokens = _prefix_tokens(text, _classifier_tokens_fast, max_tokens)
+    return b" ".join(tokens).decode() if tokens and isinstance(tokens[0], bytes) else " ".join(tokens)
 
 
 def word_tokens(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-# `word_tokens` as UTF-8 bytes (MinHash shingles hash bytes). Bytes regexes run ~4x faster than str ones, and
-# on bytes `\w` is ASCII [A-Za-z0-9_]: the same words wherever the lower-cased text has no non-ASCII word
-# character (its other non-ASCII characters, quotes, dashes, no-break spaces, encode to bytes >= 0x80 that
-# `\w` does not match, so they separate words as in `word_tokens`). Other texts take `word_tokens`.
-_WORD_ASCII = re.compile(rb"\w+")
-_NON_ASCII_WORD_CHAR = re.compile(r"[^\W\x00-\x7f]")
-
-
 def word_tokens_utf8(text: str) -> list[bytes]:
-    """`[w.encode() for w in word_tokens(text)]`, faster."""
+    """`[w.encode() for w in word_tokens(text)]`, faster (MinHash shingles hash UTF-8 bytes)."""
     low = text.lower()
     if low.isascii():
-        return _WORD_ASCII.findall(low.encode("ascii"))
-    if _NON_ASCII_WORD_CHAR.search(low) is None:
-        try:
-            return _WORD_ASCII.findall(low.encode("utf-8"))
-        except UnicodeEncodeError:  # lone surrogates: not words, but not encodable either
-            pass
-    return [w.encode() for w in _WORD.findall(low)]
+        return _WORD_UTF8.findall(low.encode("ascii"))
+    chars = _non_ascii_chars(low)
+    if chars is None or any(c.isalnum() for c in chars):
+        return [w.encode() for w in _WORD.findall(low)]
+    return _WORD_UTF8.findall(low.encode())
 
 
 # Spellings that typeset (nearly) the same, rewritten to one before tokenizing (lower-cased text).

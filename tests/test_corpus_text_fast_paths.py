@@ -14,12 +14,14 @@ from tests.test_corpus_dedup import EDGE_TEXTS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
 
-# ASCII characters where bytes and str regexes could part: str `\s` holds \x1c-\x1f, `_` is a word
-# character but not a letter, `\v` is whitespace for both, a backslash starts a LaTeX command.
-ASCII_EDGES = ["a\x1cb\x1dc\x1ed\x1fe", "x_1 = \\frac{1}{2}\\cdot y\vz", "Ends with a command \\alpha", "\\\\ \\ 12ab34"]
+# Characters where bytes and str regexes could part: str `\s` holds \x1c-\x1f, `_` is a word character but
+# not a letter, `\v` is whitespace for both, a backslash starts a LaTeX command; non-ASCII symbols next to
+# words (one token each), non-ASCII spaces (thin, ideographic: separators), `²` (a digit: the str path).
+MORE_EDGES = ["a\x1cb\x1dc\x1ed\x1fe", "x_1 = \\frac{1}{2}\\cdot y\vz", "Ends with a command \\alpha", "\\\\ \\ 12ab34",
+               "a\u00d7b\u2264c\u2009d\u3000e\u2026 \u201cf\u201d", "x\u00b2 + y\u00b2 \u2260 z\u00b3"]
 
 
-@pytest.mark.parametrize("text", EDGE_TEXTS + ASCII_EDGES)
+@pytest.mark.parametrize("text", EDGE_TEXTS + MORE_EDGES)
 def test_word_tokens_utf8_are_the_words_encoded(text):
     assert word_tokens_utf8(text) == [w.encode() for w in word_tokens(text)]
 
@@ -30,7 +32,7 @@ def test_word_tokens_by_the_rule():
 
 
 @pytest.mark.parametrize("max_tokens", [None, 3, 1000])
-@pytest.mark.parametrize("text", EDGE_TEXTS + ASCII_EDGES)
+@pytest.mark.parametrize("text", EDGE_TEXTS + MORE_EDGES)
 def test_classifier_line_is_the_tokens_joined(text, max_tokens):
     assert classifier_line(text, max_tokens) == " ".join(classifier_tokens(text, max_tokens))
 
@@ -40,6 +42,7 @@ def test_classifier_tokens_by_the_rule():
     # token: it is dropped (the reference regex's rule, kept: scores must not change); `\\` is two symbols.
     assert classifier_line("A\x1cb x_1\\\\") == "a b x 1 \\ \\"
     assert classifier_line("Let $\\frac{1}{2}$", max_tokens=4) == "let $ \\frac {"
+    assert classifier_line("A\u00d7B\u2009\u2264 C\u00a0D") == "a \u00d7 b \u2264 c d"  # symbols alone, spaces gone
 
 
 def test_long_ascii_text_cut_at_max_tokens():
