@@ -141,6 +141,7 @@ _digest = methodcaller("digest")  # a hashlib object's digest, called from C by 
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer on uint32 values (a bijection; products wrap mod 2^32)."""
     s1, m1, s2, m2, s3 = _FMIX32
     h = h ^ (h >> np.uint32(s1))
     h = h * np.uint32(m1)
@@ -150,7 +151,9 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 class MinHashDeduper:
-    """Signatures (datasketch's MinHash, computed in bulk), LSH candidates (`MinHashLSH`), clusters by union-find."""
+    """Signatures (datasketch's MinHash, bit for bit), LSH candidates (`MinHashLSH`), clusters by union-find."""
+
+    CHUNK = 1 << 16  # shingles permuted at once: 32 MB at num_perm 128 (a huge page holds millions)
 
     def __init__(self, settings: MinHashSettings):
         self.settings = settings
@@ -173,12 +176,16 @@ class MinHashDeduper:
         """(num_perm,) uint32 MinHash of one text; all-max for a text without words (never a candidate)."""
         shingles = self.shingles(text)
         if not shingles:
-            return self._empty
+            return self._empty.copy()
         # SHA-1 digests are 20 bytes: every 5th little-endian uint32 is a digest's first 4 bytes.
-        hashes = np.frombuffer(b"".join(map(_digest, map(hashlib.sha1, shingles))), dtype="<u4")[::5]
-        permuted = _fmix32(hashes.astype(np.uint32))[:, None] * self._a
-        permuted += self._b
-        return permuted.min(axis=0)
+        hashes = _fmix32(np.frombuffer(b"".join(map(_digest, map(hashlib.sha1, shingles))), dtype="<u4")[::5]
+                         .astype(np.uint32))
+        out = self._empty.copy()
+        for start in range(0, hashes.size, self.CHUNK):  # memory: CHUNK x num_perm values at a time
+            permuted = hashes[start : start + self.CHUNK, None] * self._a
+            permuted += self._b
+            np.minimum(out, permuted.min(axis=0), out=out)
+        return out
 
     def signatures(self, texts: Iterable[str]) -> np.ndarray:
         """(N, num_perm) uint32 signatures, one text at a time (memory: one page's shingles)."""

@@ -167,6 +167,9 @@ def test_signatures_equal_datasketch_minhash(ngram, num_perm, seed):
     assert (got[EDGE_TEXTS.index("")] == np.iinfo(np.uint32).max).all()  # no words: never a candidate
     assert (got[EDGE_TEXTS.index("!!! ... ---")] == np.iinfo(np.uint32).max).all()
     assert MinHashDeduper(settings).signatures([]).shape == (0, num_perm)
+    chunked = MinHashDeduper(settings)
+    chunked.CHUNK = 7  # a page's shingles permuted 7 at a time (memory bound on huge pages): same minima
+    assert np.array_equal(chunked.signatures(texts), got)
 
 
 @pytest.mark.shared
