@@ -18,7 +18,10 @@ from corpus.dedup import (
     url_domain,
     url_duplicates,
 )
+from corpus.filters import StepStats
+from corpus.html_text import html_to_text
 from corpus.text import word_tokens
+from corpus.warc import read_pages
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
 
@@ -172,17 +175,20 @@ def test_signatures_equal_datasketch_minhash(ngram, num_perm, seed):
     assert np.array_equal(chunked.signatures(texts), got)
 
 
+def real_texts() -> list[str]:
+    """Real text: 300 StackMathQA posts (LaTeX, Unicode math) and the text of the crawled pages (English
+    homepages, Common Crawl's Chinese and Russian sites), ASCII and not."""
+    lines = (SHARED / "text/math_stackmathqa100k_files32-127.jsonl").read_text().splitlines()[:300]
+    texts = [json.loads(x)["Q"] + "\n" + json.loads(x)["A"] for x in lines]
+    for name in ("dolma_sample-0000", "resiliparse_warcfile_CC-MAIN-2020-34"):
+        texts += [html_to_text(p.text) for p in read_pages(SHARED / f"warc/{name}.warc.gz", 0, StepStats("t"))]
+    assert sum(t.isascii() for t in texts) >= 50 and sum(not t.isascii() for t in texts) >= 20
+    return texts
+
+
 @pytest.mark.shared
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared real-data samples)")
 def test_signatures_equal_datasketch_on_real_pages():
-    """Real text: StackMathQA posts (LaTeX, Unicode math) and crawled pages extracted from their HTML."""
-    from corpus.filters import StepStats
-    from corpus.html_text import html_to_text
-    from corpus.warc import read_pages
-
-    lines = (SHARED / "text/math_stackmathqa100k_files32-127.jsonl").read_text().splitlines()[:300]
-    texts = [json.loads(x)["Q"] + "\n" + json.loads(x)["A"] for x in lines]
-    texts += [html_to_text(p.text) for p in read_pages(SHARED / "warc/dolma_sample-0000.warc.gz", 0, StepStats("t"))]
-    assert sum(not t.isascii() for t in texts) >= 20  # both word paths are exercised
+    texts = real_texts()
     settings = MinHashSettings(seed=1)
     assert np.array_equal(MinHashDeduper(settings).signatures(texts), _datasketch_signatures(texts, settings))

@@ -4,13 +4,12 @@ reads), on hand-written texts that take each path and on real pages."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from corpus.text import classifier_line, classifier_tokens, word_tokens, word_tokens_utf8
-from tests.test_corpus_dedup import EDGE_TEXTS
+from tests.test_corpus_dedup import EDGE_TEXTS, real_texts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
 
@@ -54,14 +53,6 @@ def test_long_ascii_text_cut_at_max_tokens():
 @pytest.mark.shared
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} absent (shared real-data samples)")
 def test_fast_paths_on_real_pages():
-    from corpus.filters import StepStats
-    from corpus.html_text import html_to_text
-    from corpus.warc import read_pages
-
-    lines = (SHARED / "text/math_stackmathqa100k_files32-127.jsonl").read_text().splitlines()[:300]
-    texts = [json.loads(x)["Q"] + "\n" + json.loads(x)["A"] for x in lines]
-    texts += [html_to_text(p.text) for p in read_pages(SHARED / "warc/dolma_sample-0000.warc.gz", 0, StepStats("t"))]
-    assert sum(t.isascii() for t in texts) >= 50 and sum(not t.isascii() for t in texts) >= 20
-    for text in texts:
+    for text in real_texts():
         assert word_tokens_utf8(text) == [w.encode() for w in word_tokens(text)]
         assert classifier_line(text, 1000) == " ".join(classifier_tokens(text, 1000))
