@@ -147,6 +147,8 @@ GATED_MARKUP = [
     ("unquoted_img_tex", '<p>Area <img class=tex alt="\\pi r^2" src=f.png> of a disc.</p>', 1),
     ("katex_class_by_reference", '<p>So <span class="&#107;atex"><annotation encoding="application/x-tex">c^2'
                                  "</annotation></span> holds.</p>", 1),
+    ("katex_class_by_reference_without_semicolon", '<p>So <span class="&#107atex"><annotation '
+                                                   'encoding="application/x-tex">c^2</annotation></span> holds.</p>', 1),
     ("math_script_type_by_hex_reference", '<p>Take <script type="&#x6D;ath/tex">y_1</script> now.</p>', 1),
 ]
 
