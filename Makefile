@@ -52,7 +52,8 @@ test-vllm:
 	  antlr4-python3-runtime==4.13.2 fasttext-numpy2-wheel==0.9.2 fastwarc==2.0.0 \
 	  resiliparse==2.0.0 pyarrow
 	$(VLLM_VENV)/bin/pip install --quiet pytest jsonschema pyyaml
-	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_vllm_parity.py
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_vllm_parity.py \
+	  tests/test_generation.py::test_vllm_samples_of_a_prompt_depend_on_its_seed_only
 
 # Slurm: a single-node cluster on this machine (root, apt-get), config/smoke.yaml through the Slurm
 # executor, compared with a local run (scripts/slurm/test_slurm.sh). Not part of .ci/run.
