@@ -12,10 +12,12 @@
 # after its Slurm job ended (results of the 2026-12-05 run, docs/scale.md "Slurm"); here one squeue call
 # on a one-node cluster costs ~20 ms, so polling every second is free. The 10 s growth is hard-coded.
 #
-# MATHPIPE_TEST_SLURM_REV=<commit> runs both from `git archive <commit>` (under $OUT/src) instead of the
+# MATHPIPE_TEST_SLURM_REV=<commit> runs both from a clone of that commit (under $OUT/src) instead of the
 # working tree: on a machine where others edit the code, a file changed between the two runs (or during
-# the Slurm run, whose every job parses the Snakefile afresh) makes the comparison meaningless. The
-# snapshot comes first on PYTHONPATH (sbatch passes the environment on), ahead of the editable install.
+# the Slurm run, whose every job parses the Snakefile afresh) makes the comparison meaningless. A clone,
+# not an exported tree, so that the run records' git_commit is that commit (pipeline/io.py asks git from
+# the code's folder). The clone comes first on PYTHONPATH (sbatch passes the environment on), ahead of
+# the editable install.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -28,9 +30,10 @@ STATE=${MATHPIPE_SLURM_STATE:-/tmp/mathpipe-slurm}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 if [ -n "${MATHPIPE_TEST_SLURM_REV:-}" ]; then
-  mkdir -p "$OUT/src"
-  git archive "$MATHPIPE_TEST_SLURM_REV" | tar -x -C "$OUT/src"
-  echo "test-slurm: running from $(git rev-parse --short "$MATHPIPE_TEST_SLURM_REV") in $OUT/src"
+  rev=$(git rev-parse --verify "$MATHPIPE_TEST_SLURM_REV^{commit}")
+  git clone --quiet --shared --no-checkout "$ROOT" "$OUT/src"
+  git -C "$OUT/src" checkout --quiet --detach "$rev"
+  echo "test-slurm: running from $rev in $OUT/src"
   cd "$OUT/src"
   export PYTHONPATH="$OUT/src${PYTHONPATH:+:$PYTHONPATH}"
 fi
