@@ -91,34 +91,50 @@ def test_copied_logs_are_found_by_job_id_and_broken_ones_reported(tmp_path):
     assert any("skipped" in line and "7.log" in line and "0 start-ups" in line for line in lines)
 
 
-def _run(root: Path, loss: float, seconds: float, rows: list[int]) -> Path:
-    (root / "world" / "web").mkdir(parents=True)
-    (root / "world" / "web" / "seed.jsonl").write_text('{"url": "a"}\n')
-    (root / "corpus" / "final").mkdir(parents=True)
-    pq.write_table(pa.table({"id": rows}), root / "corpus" / "final" / "part-0.parquet")
-    (root / "corpus" / "funnel.json").write_text('{"kept": 2}')
-    (root / "eval" / "sft").mkdir(parents=True)
-    (root / "eval" / "sft" / "metrics.json").write_text(json.dumps({"acc": 0.25, "n": 16, "wall_seconds": seconds}))
-    (root / "sft" / "run").mkdir(parents=True)
-    (root / "sft" / "run" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": loss}) + "\n")
-    (root / "rl").mkdir()
-    (root / "rl" / "metrics.jsonl").write_text(json.dumps({"step": 1, "reward": 0.5, "step_time": seconds}) + "\n")
-    return root
+def _run(root: Path, loss: float, seconds: float, rows: list[int], score: float = float("nan")) -> Path:
+    """A run folder under root/<results_root>/smoke whose records name their own results root."""
+    run = root / "smoke"
+    (run / "world" / "web").mkdir(parents=True)
+    (run / "world" / "web" / "seed.jsonl").write_text('{"url": "a"}\n')
+    (run / "corpus" / "final").mkdir(parents=True)
+    pq.write_table(pa.table({"id": rows, "score": [score] * len(rows)}), run / "corpus" / "final" / "part-0.parquet")
+    (run / "eval" / "sft").mkdir(parents=True)
+    (run / "eval" / "sft" / "metrics.json").write_text(json.dumps(
+        {"acc": 0.25, "n": 16, "wall_seconds": seconds, "model": f"{root}/smoke/sft/model", "timeout_s": 5}))
+    (run / "sft").mkdir()
+    (run / "sft" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": loss, "step_s": seconds}) + "\n")
+    (run / "sft" / "resume_key.json").write_text(json.dumps({"key": str(root)}))
+    (run / "rl").mkdir()
+    (run / "rl" / "run.json").write_text(json.dumps(
+        {"time": f"12:{seconds}", "summary": {"skipped": {f"{root}/smoke/rl.jsonl": 0}, "step_s_mean": seconds,
+                                              "peak_rss_mb": seconds * 10, "prompts_per_step": 4}}))
+    (run / "logs").mkdir()
+    (run / "logs" / "sft.log").write_text(f"took {seconds} s\n")
+    return run
 
 
-def test_equal_runs_differ_only_in_timings_and_float_noise(tmp_path):
-    a = _run(tmp_path / "a", loss=2.0, seconds=10.0, rows=[1, 2])
-    b = _run(tmp_path / "b", loss=2.0 * (1 + 5e-7), seconds=99.0, rows=[1, 2])
-    diffs, n = compare_runs.compare(a, b)
-    assert diffs == [] and n == 6
+def test_equal_runs_differ_only_in_paths_measurements_and_float_noise(tmp_path):
+    a = _run(tmp_path / "local", loss=2.0, seconds=10.0, rows=[1, 2])
+    b = _run(tmp_path / "slurm", loss=2.0 * (1 + 5e-7), seconds=99.0, rows=[1, 2])
+    c, counts = compare_runs.compare(a, b)
+    assert c.diffs == []
+    # compared: seed.jsonl (bytes), part-0.parquet (table, NaN scores), metrics.json, metrics.jsonl, run.json
+    assert counts == {"bytes": 1, "parquet": 1, "records": 3, "skipped": 2}
+    assert c.inexact_floats == 1  # the loss
+    assert c.ignored_keys == {"wall_seconds", "step_s", "time", "step_s_mean", "peak_rss_mb"}
 
 
 def test_different_runs_are_reported(tmp_path):
-    a = _run(tmp_path / "a", loss=2.0, seconds=10.0, rows=[1, 2])
-    b = _run(tmp_path / "b", loss=2.0 * (1 + 1e-5), seconds=10.0, rows=[1, 3])
+    a = _run(tmp_path / "local", loss=2.0, seconds=10.0, rows=[1, 2])
+    b = _run(tmp_path / "slurm", loss=2.0 * (1 + 1e-5), seconds=10.0, rows=[1, 3], score=0.5)
     (b / "world" / "web" / "extra.jsonl").write_text("{}\n")
-    diffs, _ = compare_runs.compare(a, b)
-    assert any(d.startswith("sft/run/metrics.jsonl[0].loss") for d in diffs)
-    assert "corpus/final/part-0.parquet: tables differ" in diffs
-    assert any(d.startswith("world/web/extra.jsonl: only in") and str(b) in d for d in diffs)
-    assert len(diffs) == 3
+    metrics = json.loads((b / "eval" / "sft" / "metrics.json").read_text())
+    metrics.update(timeout_s=6, model=f"{tmp_path}/local/smoke/sft/model")  # a setting; the other run's path
+    (b / "eval" / "sft" / "metrics.json").write_text(json.dumps(metrics))
+    (b / "rl" / "run.json").write_text((b / "rl" / "run.json").read_text().replace('"prompts_per_step": 4',
+                                                                                  '"prompts_per_step": 8'))
+    c, _ = compare_runs.compare(a, b)
+    assert sorted(d.split(":")[0] for d in c.diffs) == [
+        "corpus/final/part-0.parquet", "eval/sft/metrics.json.model", "eval/sft/metrics.json.timeout_s",
+        "rl/run.json.summary.prompts_per_step", "sft/metrics.jsonl[0].loss", "world/web/extra.jsonl"]
+    assert any(d.startswith("world/web/extra.jsonl: only in") and str(b) in d for d in c.diffs)
