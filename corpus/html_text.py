@@ -37,9 +37,9 @@ RENDERED_MATH = (".MathJax_Preview, .MathJax, .MathJax_Display, .MathJax_SVG, .M
 # `may_have_math`: a page none of whose selectors above can match skips `rewrite_math` (its 7 DOM walks cost
 # ~0.35 ms on a 36 KB documentation page, the check ~0.17 ms; CPU time; 2,699 of the 3,944 real pages of
 # benchmarks/bench_corpus_ingest.py skip it). Every selector needs one of these ASCII words in the page's source,
-# in any case (tag names and, in quirks mode, class names match case-insensitively): `math` (math/tex scripts, mwe-math-element, MathJax*, MJX_Assistive_MathML, <math>,
-# img.math), `katex`, `mjx` (<mjx-container>), `latex`, or the class `tex`: a `tex` that does not begin `text`
-# (counted: a regex for `tex\b` cost 4x more).
+# in any case (tag names and, in quirks mode, class names match case-insensitively): `math` (math/tex scripts,
+# mwe-math-element, MathJax*, MJX_Assistive_MathML, <math>, img.math), `katex`, `mjx` (<mjx-container>), `latex`,
+# or the class `tex`: a `tex` that does not begin `text` (counted: a regex for `tex\b` cost 4x more).
 # The one other way to write those letters is a numeric character reference (`&#109;ath`, in an attribute):
 # a page with a reference to an ASCII letter always takes the rewrite. Named references spell no ASCII letter.
 _MATH_WORDS = (b"math", b"katex", b"mjx", b"latex")
