@@ -52,7 +52,7 @@ from corpus.dedup import MinHashDeduper, MinHashSettings
 from corpus.extract import extract_shard, html_to_text
 from corpus.extract_guard import ExtractLimits
 from corpus.filters import StepStats
-from corpus.html_text import rewrite_math
+from corpus.html_text import EXTRACT_OPTIONS, rewrite_math
 from corpus.text import classifier_line, classifier_tokens, word_tokens
 from corpus.warc import read_pages
 from pipeline.config import load_config
@@ -100,16 +100,14 @@ def _rate(n: int, seconds: float, html_bytes: int | None = None) -> dict:
 
 
 def _resiliparse_only(html: str, main_content: bool) -> str:
-    return extract_plain_text(HTMLTree.parse(html), preserve_formatting=True, main_content=main_content,
-                              alt_texts=False, links=False, list_bullets=True, noscript=False, comments=True)
+    return extract_plain_text(HTMLTree.parse(html), main_content=main_content, **EXTRACT_OPTIONS)
 
 
 def _ungated_html_to_text(html: str, main_content: bool) -> str:
     """html_to_text as before the math gate (rewrite_math on every page): the extraction peer."""
     tree = HTMLTree.parse(html)
     rewrite_math(tree)
-    return extract_plain_text(tree, preserve_formatting=True, main_content=main_content, alt_texts=False,
-                              links=False, list_bullets=True, noscript=False, comments=True).strip()
+    return extract_plain_text(tree, main_content=main_content, **EXTRACT_OPTIONS).strip()
 
 
 def _str_token_lines(texts: list[str], clf: MathClassifier) -> list[str]:

@@ -56,6 +56,11 @@ def may_have_math(html: str) -> bool:
             or (b"&#" in low and _LETTER_REFERENCE.search(low) is not None))
 
 
+# Resiliparse's text options besides main_content: paragraphs kept, no alt texts, link targets or noscript.
+EXTRACT_OPTIONS = {"preserve_formatting": True, "alt_texts": False, "links": False, "list_bullets": True,
+                   "noscript": False, "comments": True}
+
+
 def _wrap(tex: str, display: bool) -> str:
     tex = tex.strip()
     if not tex:
@@ -113,8 +118,4 @@ def html_to_text(html: str, main_content: bool = True) -> str:
     tree = HTMLTree.parse(html)
     if may_have_math(html):
         rewrite_math(tree)
-    text = extract_plain_text(
-        tree, preserve_formatting=True, main_content=main_content, alt_texts=False, links=False,
-        list_bullets=True, noscript=False, comments=True,
-    )
-    return text.strip()
+    return extract_plain_text(tree, main_content=main_content, **EXTRACT_OPTIONS).strip()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from resiliparse.parse.html import HTMLTree
 
-from corpus.html_text import html_to_text, may_have_math, rewrite_math
+from corpus.html_text import EXTRACT_OPTIONS, html_to_text, may_have_math, rewrite_math
 from corpus.mathml import mathml_to_latex
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus_samples"
@@ -185,8 +185,7 @@ def test_gated_extraction_equals_the_full_rewrite_on_real_pages():
     def full_rewrite(html: str) -> str:
         tree = HTMLTree.parse(html)
         rewrite_math(tree)
-        return extract_plain_text(tree, preserve_formatting=True, main_content=True, alt_texts=False, links=False,
-                                  list_bullets=True, noscript=False, comments=True).strip()
+        return extract_plain_text(tree, main_content=True, **EXTRACT_OPTIONS).strip()
 
     pages = [p.text for f in ("dolma_sample-0000", "dolma_sample-0001")
              for p in read_pages(SHARED / f"warc/{f}.warc.gz", 0, StepStats("t"))]
