@@ -8,6 +8,13 @@ one, in sampling order); a question with none gives nothing and is counted (`pai
 micro-batch holds whole pairs: rows [0, K) the preferred outputs, rows [K, 2K) their rejected partners,
 with log pi_ref computed at rollout time. The loss is rl.losses.DPOCoefficient through the common
 `policy_loss`.
+
+Every pair weighs micro_batches x world_size / (pairs of the global batch): the step's loss is the mean
+over all processes' pairs, as one process gives it (the loop divides by the accumulation, DDP averages over
+processes). A micro-batch without a pair (a rank, or a rollout, with few mixed groups) still runs the
+model: one zero-weighted pair of an output with itself. Under DDP every process must run its forward and
+backward each micro-batch, or the others wait in the gradient all-reduce for ever; one process gets the
+same zero gradient. `pairs` and `pairless_fraction` are counted over the global batch.
 """
 
 from __future__ import annotations
@@ -42,11 +49,14 @@ class PairSource(RolloutSource):
         s = self.s
         smp = self.sample()
         pairs = self.pairs(smp.correct, smp.skipped, s.group_size)
-        asked = int((~smp.skipped).sum())
-        with_pair = len({i // s.group_size for i, _ in pairs})
+        mine = (len(pairs), len({i // s.group_size for i, _ in pairs}), int((~smp.skipped).sum()))
+        n_pairs, with_pair, asked = (sum(x) for x in zip(*self.all_ranks(mine)))  # over the global batch
         metrics = smp.metrics
-        metrics.update({"pairs": float(len(pairs)), "pairless_fraction": 1.0 - with_pair / asked if asked else 0.0,
+        metrics.update({"pairs": float(n_pairs), "pairless_fraction": 1.0 - with_pair / asked if asked else 0.0,
                         "zero_std_fraction": 0.0})
+        # each pair's weight: 1/(pairs of the global batch), times micro_batches (the loop divides by
+        # grad_accum) and world_size (DDP averages the processes' gradients)
+        weight = s.micro_batches * s.world_size / n_pairs if n_pairs else 0.0
         total = smp.total.reshape(-1)
         batches = []
         t0 = time.perf_counter()
@@ -54,17 +64,12 @@ class PairSource(RolloutSource):
             chosen = [pairs[i][0] for i in c.tolist()]
             rejected = [pairs[i][1] for i in c.tolist()]
             k = len(chosen)
-            if k == 0:  # no pair in this micro-batch: an empty batch, zero loss
-                batches.append(RolloutBatch(rows=None, advantages=None, output_weights=torch.zeros(0),
-                                            rewards=torch.zeros(0), ref_logp=None, old_logp=None,
-                                            metrics=metrics, n_pairs=0))
-                continue
-            idx = torch.tensor(chosen + rejected)
+            # no pair here: output 0 paired with itself at weight 0, so the model still runs (module docstring)
+            idx = torch.tensor(chosen + rejected) if k else torch.tensor([0, 0])
+            weights = torch.full((k,), weight) if k else torch.zeros(1)
             sub = smp.rows.select(idx)
-            ref_logp = self._logprobs(self.reference, sub)
-            # each pair weighs 1/(pairs in the rollout), times micro_batches (the loop divides by grad_accum)
-            weights = torch.full((k,), s.micro_batches / len(pairs))
             batches.append(RolloutBatch(rows=sub, advantages=None, output_weights=weights, rewards=total[idx],
-                                        ref_logp=ref_logp, old_logp=None, metrics=metrics, n_pairs=k))
+                                        ref_logp=self._logprobs(self.reference, sub), old_logp=None,
+                                        metrics=metrics, n_pairs=len(weights)))
         metrics["ref_s"] = time.perf_counter() - t0
         return self.repeat(batches)

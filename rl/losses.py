@@ -164,10 +164,23 @@ class DPOCoefficient(Coefficient):
         obj = F.logsigmoid(margin)
         with torch.no_grad():
             # the implicit rewards beta m(o) of the preferred and rejected outputs (TRL's rewards/chosen and
-            # rewards/rejected): both falling while the margin stays ~0 is the drift of a too-large lr
-            metrics = {"dpo_margin": margin.mean(), "dpo_accuracy": (margin > 0).float().mean(),
-                       "dpo_chosen": self.beta * m[:k].mean(), "dpo_rejected": self.beta * m[k:].mean(),
-                       "kl": per_output_mean(k3_kl(batch.logp, batch.ref_logp), batch.mask).mean()}
+            # rewards/rejected): both falling while the margin stays ~0 is the drift of a too-large lr.
+            # With pair weights, each metric is the mean over the micro-batch's weighted pairs times their
+            # total weight (the micro-batch's share of the global batch, as in the loss), so the loop's
+            # sum over micro-batches and mean over processes is the mean over the global batch's pairs,
+            # and a zero-weighted pair (rl/dpo.py: a micro-batch without pairs) counts for nothing.
+            w = batch.output_weights
+
+            def avg(x):
+                if w is None:
+                    return x.mean()
+                real = w > 0
+                return x[real].mean() * w.sum() if bool(real.any()) else x.new_zeros(())
+
+            kl = per_output_mean(k3_kl(batch.logp, batch.ref_logp), batch.mask)  # (2K,)
+            metrics = {"dpo_margin": avg(margin), "dpo_accuracy": avg((margin > 0).float()),
+                       "dpo_chosen": self.beta * avg(m[:k]), "dpo_rejected": self.beta * avg(m[k:]),
+                       "kl": avg((kl[:k] + kl[k:]) / 2)}
         return obj, metrics
 
 

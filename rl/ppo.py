@@ -11,6 +11,12 @@ The loss (`make_ppo_loss_fn`): the clipped surrogate with the per-token advantag
 plus `vf_coef` x the clipped value loss (rl.losses.value_loss), both averaged over each output's tokens and
 then over outputs. Logged beside GRPO's metrics: `value_loss`, `value_clip_fraction`, `explained_variance`
 (1 - Var(R - V_old) / Var(R) over the rollout's tokens), `value_mean`, `return_mean`, `kl` (k1 per token).
+
+Data parallelism: the loss calls the model the loop holds (the DDP wrapper of the ActorCritic, whose forward
+gives log-probs and values), so the backward all-reduces the gradients. The whitening statistics,
+`explained_variance`, `value_mean`, `return_mean` and `kl` are over the valid outputs of the whole global
+batch: each process sums its own tokens (float64) and the sums are exchanged (`RolloutSource.all_ranks`),
+so N processes whiten and log as one process does (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -63,21 +69,19 @@ class PPORolloutSource(RolloutSource):
             parts.append((c, sub, ref_logp, old_logp, old_values, adv, ret))
         ref_s = time.perf_counter() - t0
 
-        # Rollout-wide statistics over the valid outputs' tokens.
-        def flat(k):
-            return torch.cat([x[k][x[1].completion_mask.bool() & valid[x[0]][:, None]] for x in parts])
-
-        a_all, r_all, v_all = flat(5), flat(6), flat(4)
-        mean, std = (a_all.mean(), a_all.std(correction=0)) if a_all.numel() > 1 else (0.0, 1.0)
-        var_r = float(r_all.var(correction=0)) if r_all.numel() > 1 else 0.0
-        explained = 1.0 - float((r_all - v_all).var(correction=0)) / var_r if var_r > 0 else 0.0
-        kl = [per_output_mean(x[3] - x[2], x[1].completion_mask) for x in parts if x[2] is not None]
+        # Rollout-wide statistics over the valid outputs' tokens of the global batch (every rank's sums).
+        g = self.global_sums(parts, valid)
+        n = g["tokens"]
+        mean = g["adv"] / n if n > 1 else 0.0
+        std = max(g["adv2"] / n - mean ** 2, 0.0) ** 0.5 if n > 1 else 1.0
+        var_r = g["ret2"] / n - (g["ret"] / n) ** 2 if n > 1 else 0.0
+        var_err = g["err2"] / n - (g["err"] / n) ** 2 if n > 1 else 0.0
         metrics = smp.metrics
-        metrics.update({"explained_variance": explained, "value_mean": float(v_all.mean()) if v_all.numel() else 0.0,
-                        "return_mean": float(r_all.mean()) if r_all.numel() else 0.0, "ref_s": ref_s,
-                        "zero_std_fraction": 0.0})
-        if kl:
-            metrics["kl"] = float(torch.cat(kl)[valid].mean()) if bool(valid.any()) else 0.0
+        metrics.update({"explained_variance": 1.0 - var_err / var_r if var_r > 0 else 0.0,
+                        "value_mean": g["val"] / n if n else 0.0, "return_mean": g["ret"] / n if n else 0.0,
+                        "ref_s": ref_s, "zero_std_fraction": 0.0})
+        if self.reference is not None:
+            metrics["kl"] = g["kl"] / g["outputs"] if g["outputs"] else 0.0
 
         batches = []
         for c, sub, _ref, old_logp, old_values, adv, ret in parts:
@@ -89,6 +93,26 @@ class PPORolloutSource(RolloutSource):
                                         metrics=metrics, old_values=old_values, returns=ret))
         return self.repeat(batches)
 
+    def global_sums(self, parts: list, valid: torch.Tensor) -> dict[str, float]:
+        """Sums over the valid outputs' tokens of every rank (a collective): tokens, advantages and their
+        squares, returns and their squares, R - V_old and its squares, V_old; valid outputs and their k1 KL
+        (each output's mean over its tokens). In float64, so that the variances taken from them as
+        E[x^2] - E[x]^2 keep float32's precision."""
+        sums = dict.fromkeys(("tokens", "adv", "adv2", "ret", "ret2", "err", "err2", "val", "outputs", "kl"), 0.0)
+        for c, sub, ref_logp, old_logp, old_values, adv, ret in parts:
+            keep = sub.completion_mask.bool() & valid[c][:, None]
+            a, r, v = (x[keep].double() for x in (adv, ret, old_values))
+            sums["tokens"] += float(keep.sum())
+            sums["outputs"] += float(valid[c].sum())
+            for k, x in (("adv", a), ("ret", r), ("err", r - v), ("val", v)):
+                sums[k] += float(x.sum())
+            for k, x in (("adv2", a), ("ret2", r), ("err2", r - v)):
+                sums[k] += float((x * x).sum())
+            if ref_logp is not None:
+                sums["kl"] += float(per_output_mean(old_logp - ref_logp, sub.completion_mask)[valid[c]].double().sum())
+        ranks = self.all_ranks(sums)
+        return {k: sum(r[k] for r in ranks) for k in sums}
+
 
 def make_ppo_loss_fn(clip_eps: float, value_clip: float, vf_coef: float, length_buckets: int = 1,
                      share_prompts: bool | None = None):
@@ -96,10 +120,10 @@ def make_ppo_loss_fn(clip_eps: float, value_clip: float, vf_coef: float, length_
     coef = PPOCoefficient(clip_eps=clip_eps)
 
     def loss_fn(model, batch: RolloutBatch):
-        ac = getattr(model, "module", model)  # the ActorCritic (forward_rows is not its forward)
+        # `model` as the loop holds it: under DDP the wrapper, whose forward syncs the gradients
         mask = batch.rows.completion_mask
-        logp, entropy, values = ac.forward_rows(batch.rows, with_entropy=True, max_buckets=length_buckets,
-                                                share_prompts=share_prompts)
+        logp, entropy, values = model(batch.rows, with_entropy=True, max_buckets=length_buckets,
+                                      share_prompts=share_prompts)
         pb = PolicyBatch(logp=logp, mask=mask, advantages=batch.advantages, old_logp=batch.old_logp,
                          rewards=batch.rewards, output_weights=batch.output_weights)
         p_loss, metrics = policy_loss(coef, pb)

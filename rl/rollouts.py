@@ -108,7 +108,7 @@ def load_prompts(sources: Sequence[dict], *, limit: int | None = None) -> Prompt
 
 @dataclass
 class RolloutBatch:
-    rows: PackedRows | None  # None: an empty micro-batch (DPO, a rollout without enough pairs)
+    rows: PackedRows | None  # never None now: a DPO micro-batch without pairs holds one zero-weighted pair
     advantages: torch.Tensor | None  # (N,) outcome or (N, T) process / GAE advantages; None for DPO
     output_weights: torch.Tensor  # (N,) (DPO: (K,) per pair) sum over the rollout's micro-batches = micro_batches
     rewards: torch.Tensor  # (N,) total reward per output (RFT's filter; 0 where skipped)

@@ -35,8 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from grading.prompts import build_prompt, stop_strings, use_chat
 from pipeline.config import setup, stage_parser
 from pipeline.generation import build_generator, resolve_backend
@@ -61,9 +59,7 @@ def make_loss_fn(coef: Coefficient, length_buckets: int = 1, share_prompts: bool
     """The loss of one rollout micro-batch: the policy's forward over all its rows (rl/logprobs.py)."""
 
     def loss_fn(model, batch: RolloutBatch):
-        rows = batch.rows
-        if rows is None:  # an empty micro-batch (DPO without pairs): no gradient, nothing to learn
-            return torch.zeros((), requires_grad=True), dict(batch.metrics)
+        rows = batch.rows  # never empty: under DDP every process must run the forward (rl/dpo.py)
         logp, entropy = token_logprobs(model, rows, with_entropy=True, max_buckets=length_buckets,
                                        share_prompts=share_prompts)  # (N, T)
         pb = PolicyBatch(logp=logp, mask=rows.completion_mask, advantages=batch.advantages,

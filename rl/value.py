@@ -15,6 +15,13 @@ checkpoints cover the policy, the value network and the head together; `policy` 
 and saved as the RL model. `param_groups` gives the value network and head their own learning rate
 (`rl.ppo.value_lr`): the head starts at zero and must learn the returns' scale, which at the policy's lr
 (1e-6 in the paper, 5e-5 on tiny) takes far longer than the run.
+
+The log-probs and values are the module's `forward`, so the training loss calls the model the loop holds:
+under data parallelism that is the DDP wrapper, whose forward is what makes the backward all-reduce the
+gradients (a method called on the unwrapped module trains every process on its own gradient). The separate
+critic's vocabulary projection (`lm_head`) is frozen when it is not tied to the input embeddings: the critic
+never reads log-probs, so it would get no gradient, and DDP (without `find_unused_parameters`) fails on a
+trainable parameter that never gets one.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ class ActorCritic(nn.Module):
             raise ValueError(f"rl.ppo.value_model must be 'separate' or 'shared', got {value_model!r}")
         self.policy = policy
         self.critic = copy.deepcopy(policy) if value_model == "separate" else None
+        if self.critic is not None:
+            head, emb = self.critic.get_output_embeddings(), self.critic.get_input_embeddings()
+            if head is not None and head.weight is not emb.weight:
+                head.requires_grad_(False)  # unused by the value loss (see the module docstring)
         hidden = policy.config.hidden_size
         # Zero-initialized: every value starts at 0, so the first advantages are the discounted rewards.
         self.value_head = nn.Linear(hidden, 1)
@@ -53,10 +64,12 @@ class ActorCritic(nn.Module):
     def shared(self) -> bool:
         return self.critic is None
 
-    def forward_rows(self, rows: PackedRows, *, with_entropy: bool = False, max_buckets: int = 1,
-                     share_prompts: bool | None = None, logprobs: bool = True):
+    def forward(self, rows: PackedRows, *, with_entropy: bool = False, max_buckets: int = 1,
+                share_prompts: bool | None = None, logprobs: bool = True):
         """(logp, entropy, values) of every output token: the policy's log-probs (unless logprobs=False)
-        and the value head's V(q, o_<t), from one forward (shared) or two (separate)."""
+        and the value head's V(q, o_<t), from one forward (shared) or two (separate). Inside, the policy
+        and the critic are plain modules: share_prompts=None shares each prompt's computation across its
+        group (rl/logprobs.py) whether or not this module is wrapped for data parallelism."""
         opts = dict(max_buckets=max_buckets, share_prompts=share_prompts)
         if self.shared:
             return rows_forward(self.policy, rows, with_entropy=with_entropy, value_head=self.value_head,
@@ -73,7 +86,7 @@ class ActorCritic(nn.Module):
         was = self.training
         self.eval()
         try:
-            lp, _, values = self.forward_rows(rows, max_buckets=max_buckets, share_prompts=share_prompts)
+            lp, _, values = self(rows, max_buckets=max_buckets, share_prompts=share_prompts)
         finally:
             self.train(was)
         return lp, values

@@ -41,7 +41,7 @@ def test_actor_critic_forward(rl_tiny, value_model):
     b = src.next_batch()
     with torch.no_grad():
         ac.value_head.weight.normal_(generator=torch.Generator().manual_seed(0))
-        lp, _, values = ac.forward_rows(b.rows)
+        lp, _, values = ac(b.rows)
         # the policy's log-probs are token_logprobs' (the critic changes nothing there) ...
         assert torch.allclose(lp, token_logprobs(ac.policy, b.rows)[0], atol=1e-5)
         # ... and the values are the head on the last hidden state at the positions that predict o_t, the
