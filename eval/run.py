@@ -39,6 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval.metrics import GREEDY_INDEX, NO_ANSWER, metrics_from_samples
+from eval.settings import DEFAULTS, config_settings, parse_k
 from eval.traces import ChunkCache, Trace, generate_traces
 from grading import sandbox
 from grading.benchmarks import FieldMap, HubSpec, load_benchmark
@@ -50,14 +51,6 @@ from pipeline.io import fingerprint, write_json, write_jsonl, write_run_record
 from pipeline.models import load_tokenizer
 
 log = logging.getLogger("eval")
-
-# The run settings and their defaults, read from the schema (config/schema/eval.schema.yaml), the one place
-# they are written; the config's `eval:` section and then the command line override them.
-SETTINGS = ("n", "k", "temperature", "top_p", "format", "max_new_tokens", "few_shot", "few_shot_file", "prompt",
-            "limit", "seed", "chunk_size", "grader_workers", "grader_timeout", "code_timeout", "maj_subsets",
-            "max_tool_calls")
-DEFAULTS = {"seed": 0, **{k: v for k, v in schema_defaults("eval").items() if k in SETTINGS}}
-
 
 @dataclass
 class EvalSettings:
@@ -155,32 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads [config threads or 1]")
     p.add_argument("--log-level", default="INFO")
     return p
-
-
-def parse_k(value) -> list[int]:
-    if isinstance(value, str):
-        try:
-            value = [int(x) for x in value.split(",") if x.strip()]
-        except ValueError as e:
-            raise ValueError(f"--k must be comma-separated integers, got {value!r}") from e
-    return sorted({int(x) for x in value})
-
-
-def config_settings(cfg: dict | None, checkpoint: str | None = None) -> dict:
-    """The run settings a config asks for: defaults < eval section < eval.per_checkpoint[checkpoint].
-
-    The Snakemake rule `evaluate` puts this dict in its params, so changing it reruns exactly the
-    affected evaluations.
-    """
-    ecfg = dict((cfg or {}).get("eval") or {})
-    values = dict(DEFAULTS)
-    if cfg is not None and "seed" in cfg:
-        values["seed"] = cfg["seed"]  # the experiment's seed unless eval.seed says otherwise
-    values.update({k: v for k, v in ecfg.items() if k in DEFAULTS})
-    if checkpoint:
-        values.update((ecfg.get("per_checkpoint") or {}).get(checkpoint) or {})
-    values["k"] = parse_k(values["k"])
-    return values
 
 
 def resolve_settings(args: argparse.Namespace, cfg: dict | None) -> EvalSettings:

@@ -11,6 +11,7 @@ import types
 import pytest
 
 from eval import run as eval_run
+from eval import settings as eval_settings
 from eval import traces as eval_traces
 from pipeline.config import ConfigError
 from pipeline.generation import Completion
@@ -342,9 +343,9 @@ def test_per_checkpoint_overrides_and_seed_from_config(tmp_path):
     cfg_path.write_text("name: toy\nseed: 7\neval:\n  n: 8\n  k: [1, 8]\n"
                         "  per_checkpoint:\n    pretrain: {n: 0, prompt: plain, few_shot: 2}\n")
     cfg = load_config(cfg_path)
-    settings = eval_run.config_settings(cfg, "pretrain")
+    settings = eval_settings.config_settings(cfg, "pretrain")
     assert (settings["n"], settings["prompt"], settings["few_shot"], settings["seed"]) == (0, "plain", 2, 7)
-    assert eval_run.config_settings(cfg, "rl")["n"] == 8
+    assert eval_settings.config_settings(cfg, "rl")["n"] == 8
     args = eval_run.build_parser().parse_args(["--model", "m", "--benchmark", "gsm8k", "--out", "o",
                                                "--checkpoint", "pretrain"])
     s = eval_run.resolve_settings(args, cfg)

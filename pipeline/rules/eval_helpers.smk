@@ -3,7 +3,7 @@
 import re
 import shlex
 
-from eval.run import config_settings
+from eval.settings import config_settings  # no torch: parsed by every Snakemake start
 
 # Checkpoint name (the {checkpoint} wildcard, docs/CONTRACTS.md) -> the training run's folder: its model/
 # (a directory() output of the training rule) and metrics.jsonl (the curves of the report) lie in it.
