@@ -145,3 +145,24 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(rl_tiny):
     assert g1.keys() == g2.keys() and any(k.startswith("critic.") for k in g1)
     for k in g1:
         assert torch.allclose(g1[k], g2[k], atol=1e-5), k
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_every_trainable_parameter_gets_a_gradient(rl_tiny, tied):
+    """DDP (without find_unused_parameters) needs a gradient for every trainable parameter each step. The
+    separate critic reads no log-probs, so its own vocabulary projection gets none: untied, it is frozen;
+    tied, it is the input embedding, which the critic does use. One PPO loss backward then reaches every
+    trainable parameter of the actor-critic, called as a module (as the DDP wrapper calls it)."""
+    from pipeline.models import build_model
+
+    src = _ppo_source(rl_tiny)
+    b = src.next_batch()
+    ac = ActorCritic(build_model(src.tokenizer, hidden_size=32, num_layers=2, num_heads=2, tie_word_embeddings=tied),
+                     "separate")
+    with torch.no_grad():
+        ac.value_head.weight.normal_(generator=torch.Generator().manual_seed(0))
+    assert ac.critic.lm_head.weight.requires_grad == tied and ac.policy.lm_head.weight.requires_grad
+    loss, _ = make_ppo_loss_fn(0.2, 0.2, 0.5)(ac, b)
+    loss.backward()
+    missing = [n for n, p in ac.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
