@@ -27,13 +27,14 @@ def run_corpus(config: Path, res: Path, n_shards: int, max_rounds: int) -> None:
 
 @pytest.fixture(scope="module")
 def world_run(tmp_path_factory):
-    """A generated world (a third of tiny's web) mined with tiny's corpus settings."""
+    """A generated world (a third of tiny's web, with its math share) mined with tiny's corpus settings."""
     from world import problems, web
 
     tmp = tmp_path_factory.mktemp("corpus_world")
     tiny = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
     cfg = {"name": "corpus_test", "results_root": str(tmp), "seed": 0, "corpus": tiny["corpus"],
-           "world": {"web": {"pages": 1500, "domains": 30, "shards": 2, "seed_pages": 80, "contaminated_pages": 12},
+           "world": {"web": {**tiny["world"]["web"], "pages": 3000, "domains": 30, "shards": 2, "seed_pages": 35,
+                             "contaminated_pages": 12},
                      "problems": {**tiny["world"]["problems"], "sft": 200, "rl": 50, "test_gsm8k": 60, "test_math": 60}}}
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))

@@ -133,7 +133,8 @@ def test_math_share_and_domain_structure(web):
         assert all(len(v) == 1 for v in paths.values()), (d, paths)
         assert 0.1 < sum(x["is_math"] for x in labs) / len(labs) < 0.9
     kinds = Counter(lab["page_kind"] for lab in labels)
-    for kind in ("prices", "scores", "timetable", "recipe", "code", "worked_problem", "qa_thread"):
+    for kind in ("prices", "scores", "timetable", "recipe", "code", "worked_problem", "qa_thread", "homework_qa",
+                 "answer_key"):
         assert kinds[kind] > 0, kind
 
 

@@ -2,7 +2,8 @@
 
 The math is the problem family's (paper §2.2: the corpus helps downstream when its math is the
 downstream kind): worked problems, practice sets, forum Q&A threads and lecture notes, all built from
-the templates of world/gsm.py and world/mathlike.py with fresh numbers. Formulas appear as MathJax
+the templates of world/gsm.py and world/mathlike.py with fresh numbers (world/drills.py adds the
+worked-arithmetic pages). Formulas appear as MathJax
 `$...$`, `\\(...\\)`, `$$...$$` and as MathML `<math>`, the forms an extractor that keeps LaTeX
 (OpenWebMath's, or resiliparse with MathML conversion) has to handle. The shell adds each site's
 navigation, sidebar and footer, the boilerplate a text extractor must drop; a near-duplicate is the

@@ -20,16 +20,20 @@ DOMAIN_SHARES = {MATH: 0.25, MIXED: 0.15, DECOY: 0.25}  # the rest is prose
 # Each kind has a few layouts: (path, page kinds, is_math) per section; domains cycle through them.
 LAYOUTS = {
     MATH: [
-        [("problems", ("worked_problem",), True), ("practice", ("problem_set",), True),
+        [("problems", ("worked_problem", "homework_qa"), True), ("practice", ("problem_set", "answer_key"), True),
          ("notes", ("lecture_notes",), True)],
-        [("questions", ("qa_thread",), True), ("tagged", ("problem_set", "worked_problem"), True)],
-        [("lessons", ("lecture_notes", "worked_problem"), True), ("exercises", ("problem_set",), True)],
+        [("questions", ("qa_thread", "homework_qa"), True),
+         ("tagged", ("problem_set", "worked_problem", "homework_qa"), True)],
+        [("lessons", ("lecture_notes", "worked_problem"), True),
+         ("exercises", ("problem_set", "answer_key", "homework_qa"), True)],
+        [("homework", ("homework_qa",), True), ("worksheets", ("answer_key",), True)],
     ],
     MIXED: [
-        [("questions", ("qa_thread",), True), ("jobs", ("jobs",), False), ("users", ("profile",), False)],
-        [("courses", ("lecture_notes", "worked_problem"), True), ("campus", ("news",), False),
+        [("questions", ("qa_thread", "homework_qa"), True), ("jobs", ("jobs",), False),
+         ("users", ("profile",), False)],
+        [("courses", ("lecture_notes", "worked_problem", "answer_key"), True), ("campus", ("news",), False),
          ("events", ("news", "blog"), False)],
-        [("math", ("worked_problem", "problem_set"), True), ("travel", ("travel",), False),
+        [("math", ("worked_problem", "problem_set", "homework_qa"), True), ("travel", ("travel",), False),
          ("food", ("recipe", "blog"), False)],
     ],
     DECOY: [
@@ -129,23 +133,24 @@ def _share_out(total: int, weights: list[float], minimum: int) -> list[int]:
 
 def allocate_pages(rng: random.Random, domains: list[Domain], pages: int, math_fraction: float,
                    minimum: int = 4) -> None:
-    """Set `Domain.pages`: `round(pages * math_fraction)` math pages in all, the rest non-math."""
+    """Set `Domain.pages`: `round(pages * math_fraction)` math pages in all, the rest non-math.
+
+    The math pages are shared out over the pure math domains and the math paths of the mixed ones by
+    domain weight (a mixed domain's weight counts half: only part of it is math); each mixed domain then
+    gets non-math pages for a math share drawn from 25-60%, and the decoy and prose domains the rest. So a
+    small `math_fraction` (the real web's few percent) shrinks the math sites, not the mixed sites' share.
+    """
     n_math = round(pages * math_fraction)
-    total_w = sum(d.weight for d in domains)
-    mixed = [d for d in domains if d.kind == MIXED]
-    mixed_math = {}
-    for d in mixed:
-        size = max(2 * minimum, round(pages * d.weight / total_w))
-        share = rng.uniform(0.25, 0.6)
-        mixed_math[d.name] = (max(minimum, round(size * share)), max(minimum, size - round(size * share)))
     pure = [d for d in domains if d.kind == MATH]
+    mixed = [d for d in domains if d.kind == MIXED]
     other = [d for d in domains if d.kind in (DECOY, PROSE)]
-    math_counts = _share_out(n_math - sum(m for m, _ in mixed_math.values()), [d.weight for d in pure], minimum)
-    other_counts = _share_out(pages - n_math - sum(n for _, n in mixed_math.values()), [d.weight for d in other], minimum)
+    math_counts = _share_out(n_math, [d.weight for d in pure] + [0.5 * d.weight for d in mixed], minimum)
+    mixed_other = [max(minimum, round(m * (1 - share) / share))
+                   for m, share in zip(math_counts[len(pure):], [rng.uniform(0.25, 0.6) for _ in mixed])]
+    other_counts = _share_out(pages - n_math - sum(mixed_other), [d.weight for d in other], minimum)
     for d, n in list(zip(pure, math_counts)) + list(zip(other, other_counts)):
         d.pages = _split_sections(rng, d.sections, n)
-    for d in mixed:
-        m, n = mixed_math[d.name]
+    for d, m, n in zip(mixed, math_counts[len(pure):], mixed_other):
         d.pages = {**_split_sections(rng, [s for s in d.sections if s.is_math], m),
                    **_split_sections(rng, [s for s in d.sections if not s.is_math], n)}
 

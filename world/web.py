@@ -3,7 +3,8 @@
     python -m world.web --config config/tiny.yaml --test-gsm8k T.jsonl --test-math M.jsonl --out-dir results/tiny/world/web
 
 Stands in for Common Crawl and OpenWebMath in the corpus loop of paper §2.1. The sites come from
-world/sites.py (pure math, mixed, decoy and prose domains), the content from world/pages.py and
+world/sites.py (pure math, mixed, decoy and prose domains), the content from world/pages.py,
+world/drills.py (worked arithmetic: answer keys, times tables, "Question:/Answer:" homework pages) and
 world/prose.py. On top of the original pages:
 - exact URL duplicates: a page crawled again in another snapshot (same URL, new record);
 - near-duplicates: the same content under /print/ with edited boilerplate and dates;
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from pipeline.config import defaults_from_schema, load_config, settings_from, setup_logging, stage_parser
 from pipeline.io import atomic_path, read_jsonl, write_jsonl, write_run_record
+from world.drills import DRILL_KINDS, drill_content
 from world.pages import TOPICS, lecture_notes, problem_set, qa_thread, render_html, slug, worked_problem
 from world.problem import Problem, near_key, problem_text
 from world.problems import ALL_TEMPLATES, FAMILIES, ProblemSettings, test_matcher, world_seed
@@ -115,8 +117,10 @@ class MathDrawer:
 
 
 def math_content(rng: random.Random, kind: str, domain: Domain, drawer: MathDrawer) -> tuple[Content, list[str]]:
-    template = rng.choice(domain.templates)
     style = domain.site.math_style
+    if kind in DRILL_KINDS:
+        return drill_content(rng, kind, domain.templates, style, drawer.draw)
+    template = rng.choice(domain.templates)
     if kind == "worked_problem":
         return worked_problem(rng, drawer.draw(template), style), [template]
     if kind == "problem_set":
