@@ -89,6 +89,8 @@ class ReportData:
     corpus_score: dict | None = None  # world.corpus_score: the corpus against the world's labels
     stage_times: dict[str, dict] = field(default_factory=dict)  # stage -> jobs, wall s, CPU s, peak RSS
     compare_rl: str | None = None  # the compare_rl folder (Figure 5), when `snakemake compare_rl` has run
+    heldout: dict[str, dict] = field(default_factory=dict)  # base checkpoint -> eval.heldout_loss output
+    heldout_files: dict[str, str] = field(default_factory=dict)  # base checkpoint -> its heldout_loss.json
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -108,9 +110,10 @@ def parse_named(items: list[str], flag: str) -> dict[str, str]:
 
 def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str, str],
             funnel: str | None = None, funnel_table: str | None = None, corpus_score: str | None = None,
-            stage_times: str | None = None) -> ReportData:
+            stage_times: str | None = None, heldout: dict[str, str] | None = None) -> ReportData:
     """Read the files the rule names: evals {"checkpoint:benchmark": metrics.json}, curves {run id:
-    metrics.jsonl}, the corpus funnel (JSON + its markdown table). A named file that is missing is "not run"."""
+    metrics.jsonl}, the corpus funnel (JSON + its markdown table), heldout {base checkpoint: heldout_loss.json}.
+    A named file that is missing is "not run"."""
     benchmarks = (cfg.get("eval") or {}).get("benchmarks") or {}
     data = ReportData(name=cfg["name"], config_path=config_path)
     for name, spec in benchmarks.items():
@@ -147,6 +150,13 @@ def collect(cfg: dict, config_path: str, evals: dict[str, str], curves: dict[str
         data.corpus_score = json.loads(Path(corpus_score).read_text())
     if stage_times:
         data.stage_times = read_stage_times(Path(stage_times))
+    for checkpoint, path in (heldout or {}).items():
+        data.heldout_files[checkpoint] = path
+        if Path(path).exists():
+            try:
+                data.heldout[checkpoint] = json.loads(Path(path).read_text())
+            except ValueError as e:
+                raise ValueError(f"{path}: unreadable held-out loss file: {e}") from e
     return data
 
 
@@ -411,6 +421,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     p.add_argument("--funnel-table", help="the corpus stage's funnel.md")
     p.add_argument("--corpus-score", help="world.corpus_score's JSON (the embedded default only)")
     p.add_argument("--stage-times", help="the workflow's folder of Snakemake benchmark files (*.tsv per job)")
+    p.add_argument("--heldout", nargs="*", default=[], metavar="CHECKPOINT=PATH",
+                   help="heldout_loss.json of each base model (pretrain, pretrain_web): held-out math-text loss")
     p.add_argument("--compare-rl", help="compare_rl's folder (figure5.png, compare.md), shown when present")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -420,7 +432,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     if out.suffix != ".md":
         raise SystemExit(f"--out must name a .md file, got {out}")
     data = collect(cfg, args.config, parse_named(args.eval, "--eval"), parse_named(args.curves, "--curves"),
-                   args.funnel, args.funnel_table, args.corpus_score, args.stage_times)
+                   args.funnel, args.funnel_table, args.corpus_score, args.stage_times,
+                   parse_named(args.heldout, "--heldout"))
     data.compare_rl = args.compare_rl
     return write_report(data, out, Path(args.plots) if args.plots else None)
 

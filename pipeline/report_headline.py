@@ -74,6 +74,57 @@ def _verdict(d: tuple[float, float] | None, expect_up: bool = True) -> str:
     return "**disagrees with the paper** (the other way, more than two standard errors)"
 
 
+def heldout_difference(mined: dict, web: dict) -> dict:
+    """The two arms' held-out loss and their paired difference, from eval.heldout_loss's outputs on the same
+    documents with the same tokenizer (`per_document`: [nll_sum, tokens] in file order).
+
+    With a_i, b_i the NLL sums (nats) of document i under the mined and the web model, t_i its scored tokens
+    (the same in both arms), n documents and T = sum t_i:
+      X = sum a_i / T and Y = sum b_i / T (nats/token, each arm's loss over all tokens);
+      D = X - Y = sum (a_i - b_i) / T, the mean per-document difference d_i = (a_i - b_i) / t_i weighted by
+          the documents' tokens;
+      SE(D) = sqrt(sum z_i^2 / (n (n - 1))), z_i = (a_i - b_i - D t_i) / (T / n): the standard error of
+          that weighted mean over documents (the ratio estimator's linearization). With documents of equal
+          length it is exactly sd(d_i) / sqrt(n) (sd with n - 1), the standard error of the mean
+          per-document difference in nats/token.
+    Paired, so what the documents share (their difficulty) cancels. A mismatch in document count or
+    tokens per document (other data or another tokenizer) raises ValueError."""
+    pa, pb = mined["per_document"], web["per_document"]
+    if len(pa) != len(pb) or any(int(x[1]) != int(y[1]) for x, y in zip(pa, pb)):
+        raise ValueError(f"held-out loss: the arms scored different documents or tokens ({len(pa)} vs {len(pb)} "
+                         "documents); both must use the same data, limit and tokenizer")
+    n, total = len(pa), sum(int(t) for _, t in pa)
+    if n < 2 or total == 0:
+        raise ValueError(f"held-out loss: {n} documents, {total} tokens - a standard error needs 2+ documents")
+    diff = sum(a - b for (a, _), (b, _) in zip(pa, pb)) / total
+    mean_t = total / n
+    z2 = sum(((a - b - diff * t) / mean_t) ** 2 for (a, t), (b, _) in zip(pa, pb))
+    return {"mined": sum(a for a, _ in pa) / total, "web": sum(b for b, _ in pb) / total, "diff": diff,
+            "se": (z2 / (n * (n - 1))) ** 0.5, "documents": n, "tokens": total}
+
+
+def _heldout_row(data: ReportData) -> str | None:
+    """The held-out loss row: mined vs web nats/token, the paired difference and its verdict."""
+    files = data.heldout_files
+    if not files:
+        return None
+    finding = "corpus quality, held-out math-text loss: mined vs web"
+    paper = "its corpus ahead on every benchmark (Table 1; no loss published)"
+    missing = [c for c in ("pretrain", "pretrain_web") if c not in data.heldout]
+    if missing:
+        return f"| {finding} | not run: {', '.join(f'`{files[c]}`' for c in missing if c in files) or '-'} | {paper} | not measured |"
+    h = heldout_difference(data.heldout["pretrain"], data.heldout["pretrain_web"])
+    d = (h["diff"], h["se"])
+    if abs(h["diff"]) <= 2 * h["se"]:
+        verdict = "within two standard errors of zero: no measurable difference"
+    elif h["diff"] < 0:
+        verdict = "agrees with the paper: the mined arm predicts unseen math text better (more than two standard errors)"
+    else:
+        verdict = "**disagrees with the paper**: the web arm predicts unseen math text better (more than two standard errors)"
+    return (f"| {finding} ({h['documents']} documents, {h['tokens']:,} tokens) | {h['mined']:.3f} vs "
+            f"{h['web']:.3f} nats/token, difference {d[0]:+.3f} ± {d[1]:.3f} | {paper} | {verdict} |")
+
+
 def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
     """The numbers that matter, each with one sentence on agreement or disagreement with the paper."""
     out = ["## The numbers that matter", ""]
@@ -105,6 +156,9 @@ def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
                      else "mined ahead (Table 1, base models only)")
             rows.append(f"| corpus quality, {bench}, {stage}: mined − web greedy | {_fmt_diff(d)} | {paper} | "
                         f"{_verdict(d)} |")
+    heldout = _heldout_row(data)
+    if heldout:
+        rows.append(heldout)
     paper_rl = {"gsm8k": "82.9 → 88.2 (+5.3)", "math": "46.8 → 51.7 (+4.9)"}
     for bench in benchmarks:
         sft, rl = data.eval.get(("sft", bench)), data.eval.get(("rl", bench))
@@ -133,7 +187,10 @@ def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
     else:
         out += rows + ["", "Differences are in points of accuracy, ± the standard error of the difference over "
                        "problems (the two evaluations treated as independent). \"Within two standard errors\" "
-                       "means this run cannot tell the difference from noise."]
+                       "means this run cannot tell the difference from noise. The held-out loss difference is "
+                       "in nats/token, mined − web, ± the standard error of the token-weighted mean "
+                       "per-document difference (paired over documents; pipeline/report_headline.py, "
+                       "`heldout_difference`)."]
     if data.stage_times:
         order = ["world", "corpus", "pretrain", "sft", "rl", "eval", "report"]
         stages = sorted(data.stage_times, key=lambda x: (order.index(x) if x in order else len(order), x))

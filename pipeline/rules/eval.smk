@@ -33,9 +33,35 @@ rule evaluate:
         " --benchmark {wildcards.benchmark} {params.data} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
+rule heldout_loss:
+    input:
+        unpack(heldout_inputs),
+    output:
+        json=HELDOUT_FILE,
+    params:
+        heldout=EVAL_CFG["heldout"],
+    log:
+        RESULTS / "logs/eval/{checkpoint}/heldout_loss.log",
+    benchmark:
+        RESULTS / "benchmarks/eval/{checkpoint}/heldout_loss.tsv"
+    threads: 1
+    resources:
+        gpu=EVAL_CFG.get("resources", {}).get("gpus", 0),
+        mem_mb=EVAL_CFG.get("resources", {}).get("mem_mb", 4000),
+        runtime=EVAL_CFG.get("resources", {}).get("runtime", 60),
+    message:
+        "Held-out math-text loss of the {wildcards.checkpoint} base model on {input.data}"
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m eval.heldout_loss --config {input.config} --model {input.model} --tokenizer {input.tokenizer}"
+        " --data {input.data} --out {output.json} --threads {threads} > {log} 2>&1"
+
+
 rule eval:
     input:
         eval_metrics_files(),
+        heldout_files(),
     message:
         "Evaluated every checkpoint on every benchmark"
 

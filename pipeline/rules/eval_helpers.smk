@@ -61,7 +61,7 @@ def eval_params(wildcards):
 def report_inputs(wildcards):
     """What the report reads that other rules declare — every evaluation, and the corpus funnel where the
     corpus stage is part of this workflow (asking for it also makes `rule all` build it)."""
-    inputs = {"metrics": eval_metrics_files(), "config": CONFIG_FILE}
+    inputs = {"metrics": eval_metrics_files(), "config": CONFIG_FILE, "heldout": heldout_files()}
     if rules.has("corpus_funnel"):
         inputs["funnel"] = rules.corpus_funnel.output.json
         inputs["funnel_table"] = rules.corpus_funnel.output.markdown
@@ -78,6 +78,8 @@ def report_args(wildcards, input):
     runs = dict.fromkeys(c for c in ["pretrain", "pretrain_web", "sft", "sft_web", "rl"] if c in eval_checkpoints())
     curves = [f"{r}={shlex.quote(str(TRAINING_RUN_DIRS[r] / 'metrics.jsonl'))}" for r in runs]
     args = ["--eval", *evals, "--curves", *curves]
+    if heldout_checkpoints():
+        args += ["--heldout", *(f"{c}={shlex.quote(str(heldout_path(c)))}" for c in heldout_checkpoints())]
     if "funnel" in input.keys():
         args += ["--funnel", shlex.quote(str(input.funnel)), "--funnel-table", shlex.quote(str(input.funnel_table))]
     if "corpus_score" in input.keys():
@@ -87,6 +89,28 @@ def report_args(wildcards, input):
     # report shows it when present.
     args += ["--compare-rl", shlex.quote(str(COMPARE_DIR))]
     return " ".join(args)
+
+
+def heldout_checkpoints():
+    """Base models whose held-out math-text loss is measured (§2.2): pretrain and pretrain_web among the
+    evaluated checkpoints, when eval.heldout.data names a file (none: not measured)."""
+    if not EVAL_CFG["heldout"].get("data"):
+        return []
+    return [c for c in eval_checkpoints() if c in HELDOUT_CHECKPOINTS]
+
+
+def heldout_path(checkpoint):
+    return FOLDERS["eval"] / checkpoint / "heldout_loss.json"
+
+
+def heldout_files():
+    return [heldout_path(c) for c in heldout_checkpoints()]
+
+
+def heldout_inputs(wildcards):
+    """The base model, the tokenizer both arms share, the held-out JSONL and the config."""
+    return {"model": EVAL_MODEL_DIRS[wildcards.checkpoint], "tokenizer": FOLDERS["tokenizer"],
+            "data": EVAL_CFG["heldout"]["data"], "config": CONFIG_FILE}
 
 
 def eval_metrics_path(checkpoint, benchmark):
@@ -107,3 +131,7 @@ def eval_metrics_files():
 EVAL_DIR = FOLDERS["eval"] / "{{checkpoint,{}}}/{{benchmark,{}}}".format(
     "|".join(EVAL_MODEL_DIRS), "|".join(re.escape(b) for b in EVAL_BENCHMARKS) or "(?!)"
 )
+# A base model's held-out loss (rule heldout_loss): eval/<checkpoint>/heldout_loss.json, pretrain and
+# pretrain_web only.
+HELDOUT_CHECKPOINTS = ["pretrain", "pretrain_web"]
+HELDOUT_FILE = FOLDERS["eval"] / "{{checkpoint,{}}}/heldout_loss.json".format("|".join(HELDOUT_CHECKPOINTS))
