@@ -86,8 +86,8 @@ def document_nll(model, batch: list[tuple[list[int], int]], pad_id: int) -> list
         input_ids[i, : len(ids)] = torch.tensor(ids)
         mask[i, : len(ids)] = 1
         scored[i, ctx - 1: len(ids) - 1] = True
-    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].double()
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
+    logp = torch.log_softmax(logits[:, :-1].double().cpu(), dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     nll = (-logp * scored).sum(dim=1)
     return [(float(nll[i]), int(scored[i].sum())) for i in range(len(batch))]
 
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="documents per forward pass [eval.heldout.batch_size]")
     p.add_argument("--max-tokens", type=int, help="scored tokens per document [eval.heldout.max_tokens]")
     p.add_argument("--threads", type=int, default=1, help="torch threads [1]")
+    p.add_argument("--device", help="torch device [cuda when available, else cpu]")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not texts:
         raise SystemExit(f"{settings['data']}: no usable record ({len(skipped)} skipped)")
     tokenizer = load_tokenizer(args.tokenizer or args.model)
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     result = heldout_loss(model, tokenizer, texts, batch_size=settings["batch_size"], max_tokens=settings["max_tokens"])
     result.update({"model": str(args.model), "data": str(settings["data"]), "field": settings["field"],
                    "skipped": len(skipped), "skipped_records": skipped[:100], "cpu_s": time.process_time() - t0})

@@ -231,3 +231,26 @@ def test_compare_rl_is_shown_when_it_has_run(tmp_path):
     report_main(args)
     md = out.read_text()
     assert "| grpo | 28.0 |" in md and "![Figure 5](compare_rl/figure5.png)" in md
+
+
+def test_headline_held_out_loss_row(tmp_path):
+    """Both arms' heldout_loss.json (3 documents of 10 tokens): mined 18/30 = 0.600, web 24/30 = 0.800
+    nats/token, D = -0.200, SE = 0.1 / sqrt(3) = 0.058 (hand-worked in tests/test_heldout_loss.py); -0.2 is
+    below -2 x 0.058, a lower loss for the mined arm: agrees with the paper. A named file not written yet
+    is "not run"."""
+    res = tmp_path / "results" / "fake"
+    mined, web = res / "eval/pretrain/heldout_loss.json", res / "eval/pretrain_web/heldout_loss.json"
+    write_json(mined, {"per_document": [[5, 10], [6, 10], [7, 10]]})
+    write_json(web, {"per_document": [[8, 10], [8, 10], [8, 10]]})
+    out = res / "report.md"
+    base = ["--config", str(_config(tmp_path)), "--out", str(out)]
+    report_main(base + ["--heldout", f"pretrain={mined}", f"pretrain_web={web}"])
+    head = out.read_text().split("## 1.")[0]
+    row = next(ln for ln in head.splitlines() if "held-out math-text loss" in ln)
+    assert "(3 documents, 30 tokens) | 0.600 vs 0.800 nats/token, difference -0.200 ± 0.058 |" in row
+    assert "agrees with the paper" in row and "disagrees" not in row
+    report_main(base + ["--heldout", f"pretrain={web}", f"pretrain_web={mined}"])  # the arms swapped
+    assert "**disagrees with the paper**" in out.read_text().split("## 1.")[0]
+    report_main(base + ["--heldout", f"pretrain={mined}", f"pretrain_web={res / 'missing.json'}"])
+    row = next(ln for ln in out.read_text().splitlines() if "held-out math-text loss" in ln)
+    assert "not run" in row and "missing.json" in row and "not measured" in row
