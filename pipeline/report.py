@@ -9,7 +9,8 @@ Writes report.md, report.html (the same page) and PNG plots (pipeline/report_plo
 them. It reads exactly the files named on its command line (the `report` rule lists them; docs/CONTRACTS.md
 says what each holds) and nothing else; a named file that does not exist yet gets a "not run" line:
 
-0. the numbers that matter, each with a verdict against the paper, and time per stage
+0. the numbers that matter, each with a verdict against the paper (among them the base models' held-out
+   math-text loss, eval/<checkpoint>/heldout_loss.json, --heldout), and time per stage
    (pipeline/report_headline.py);
 1. the corpus funnel per round (corpus/funnel.json, paper §2.1), with kept pages/tokens per round;
 2. pretraining, SFT and RL curves (metrics.jsonl beside each model);

@@ -106,22 +106,22 @@ def heldout_difference(mined: dict, web: dict) -> dict:
 def _heldout_row(data: ReportData) -> str | None:
     """The held-out loss row: mined vs web nats/token, the paired difference and its verdict."""
     files = data.heldout_files
-    if not files:
+    if not {"pretrain", "pretrain_web"} <= set(files):  # no web arm (stages.corpus_quality off): no difference
         return None
-    finding = "corpus quality, held-out math-text loss: mined vs web"
-    paper = "its corpus ahead on every benchmark (Table 1; no loss published)"
+    finding = "corpus quality, held-out math-text loss, mined vs web"
+    paper = "its corpus ahead (Table 1; no loss given)"
     missing = [c for c in ("pretrain", "pretrain_web") if c not in data.heldout]
     if missing:
-        return f"| {finding} | not run: {', '.join(f'`{files[c]}`' for c in missing if c in files) or '-'} | {paper} | not measured |"
+        return f"| {finding} | not run: {', '.join(f'`{files[c]}`' for c in missing)} | {paper} | not measured |"
     h = heldout_difference(data.heldout["pretrain"], data.heldout["pretrain_web"])
     d = (h["diff"], h["se"])
     if abs(h["diff"]) <= 2 * h["se"]:
         verdict = "within two standard errors of zero: no measurable difference"
     elif h["diff"] < 0:
-        verdict = "agrees with the paper: the mined arm predicts unseen math text better (more than two standard errors)"
+        verdict = "agrees with the paper (mined lower, more than two standard errors)"
     else:
-        verdict = "**disagrees with the paper**: the web arm predicts unseen math text better (more than two standard errors)"
-    return (f"| {finding} ({h['documents']} documents, {h['tokens']:,} tokens) | {h['mined']:.3f} vs "
+        verdict = "**disagrees with the paper** (web lower, more than two standard errors)"
+    return (f"| {finding} ({h['documents']} docs, {h['tokens']:,} tokens) | {h['mined']:.3f} vs "
             f"{h['web']:.3f} nats/token, difference {d[0]:+.3f} ± {d[1]:.3f} | {paper} | {verdict} |")
 
 

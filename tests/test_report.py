@@ -247,7 +247,7 @@ def test_headline_held_out_loss_row(tmp_path):
     report_main(base + ["--heldout", f"pretrain={mined}", f"pretrain_web={web}"])
     head = out.read_text().split("## 1.")[0]
     row = next(ln for ln in head.splitlines() if "held-out math-text loss" in ln)
-    assert "(3 documents, 30 tokens) | 0.600 vs 0.800 nats/token, difference -0.200 ± 0.058 |" in row
+    assert "(3 docs, 30 tokens) | 0.600 vs 0.800 nats/token, difference -0.200 ± 0.058 |" in row
     assert "agrees with the paper" in row and "disagrees" not in row
     report_main(base + ["--heldout", f"pretrain={web}", f"pretrain_web={mined}"])  # the arms swapped
     assert "**disagrees with the paper**" in out.read_text().split("## 1.")[0]

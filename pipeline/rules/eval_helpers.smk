@@ -131,7 +131,7 @@ def eval_metrics_files():
 EVAL_DIR = FOLDERS["eval"] / "{{checkpoint,{}}}/{{benchmark,{}}}".format(
     "|".join(EVAL_MODEL_DIRS), "|".join(re.escape(b) for b in EVAL_BENCHMARKS) or "(?!)"
 )
-# A base model's held-out loss (rule heldout_loss): eval/<checkpoint>/heldout_loss.json, pretrain and
-# pretrain_web only.
+# Where the heldout_loss job writes a base model's held-out loss, eval/<checkpoint>/heldout_loss.json (pretrain and
+# pretrain_web only).
 HELDOUT_CHECKPOINTS = ["pretrain", "pretrain_web"]
 HELDOUT_FILE = FOLDERS["eval"] / "{{checkpoint,{}}}/heldout_loss.json".format("|".join(HELDOUT_CHECKPOINTS))
