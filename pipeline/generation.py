@@ -12,7 +12,7 @@ Seeds. `seed` is one int (prompt i then gets `derive_seed(seed, i)`) or one seed
 samples depend only on the model, the prompt and its seed, not on which other prompts share the call, how
 they are batched, or which process makes the call: RL seeds each question from (run seed, rollout, the
 question, its occurrence in the step), so N data-parallel processes sample exactly what one process would
-(tests/test_distributed.py). HF: sample j of a prompt draws from its own RNG stream, seeded with
+(tests/test_distributed_rl.py). HF: sample j of a prompt draws from its own RNG stream, seeded with
 `derive_seed(prompt seed, j)`; vLLM: one request per prompt with `SamplingParams(seed=prompt seed)` (vLLM
 derives the n samples' streams from it).
 

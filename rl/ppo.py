@@ -16,7 +16,7 @@ Data parallelism: the loss calls the model the loop holds (the DDP wrapper of th
 gives log-probs and values), so the backward all-reduces the gradients. The whitening statistics,
 `explained_variance`, `value_mean`, `return_mean` and `kl` are over the valid outputs of the whole global
 batch: each process sums its own tokens (float64) and the sums are exchanged (`RolloutSource.all_ranks`),
-so N processes whiten and log as one process does (tests/test_distributed.py).
+so N processes whiten and log as one process does (tests/test_distributed_rl.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ step's batch), so they are the same whichever process samples them and however m
 a question's seed is the one of its first occurrence at rollout 0, whenever it is first met: the outputs
 an online method samples from the same model at its first step. The loss weights divide by the valid outputs of the whole global batch and the rollout metrics
 are computed over the whole global batch (the processes exchange per-question scores), so N processes
-give the step one process gives, up to float summation order (tests/test_distributed.py).
+give the step one process gives, up to float summation order (tests/test_distributed_rl.py).
 
 `sample()` (steps 1-2 and the rewards) is shared by every source; `rollout()` is GRPO's and RFT's rest,
 rl/ppo.py (GAE from a value model) and rl/dpo.py (preference pairs) override it.
