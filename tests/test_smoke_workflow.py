@@ -32,6 +32,29 @@ def test_dry_run_every_config(tmp_path, config):
         assert stage in res.stdout, f"{config}: rule {stage} missing from the DAG"
 
 
+def test_tiny_runs_grpo_on_two_cpu_processes_and_the_rest_on_one(tmp_path, monkeypatch):
+    """config/tiny.yaml's rl.resources.processes: 2 -> GRPO is one job asking for both cores that launches 2
+    processes of 1 torch thread on a port of their own; pretraining keeps `python -m` and one core."""
+    res = _snakemake(tmp_path, "tiny.yaml", "-n", "-p", "grpo")
+    assert res.returncode == 0, res.stderr[-3000:]
+    grpo = next(line for line in res.stdout.splitlines() if "-m rl.train" in line)
+    assert "--num_processes 2 --main_process_port $(python -c" in grpo and grpo.endswith(
+        "--threads 1 > results/tiny/logs/rl/grpo.log 2>&1"), grpo
+    pretrain = next(line for line in res.stdout.splitlines() if "-m sft.pretrain" in line)
+    assert pretrain.startswith("Shell command: python -m sft.pretrain"), pretrain
+    # the job's threads (what Snakemake reserves of --cores, and Slurm's cpus per task): 2 for grpo
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    monkeypatch.chdir(ROOT)  # the schema's relative $refs resolve from the working directory
+    with SnakemakeApi(OutputSettings(dryrun=True)) as api:
+        wf = api.workflow(resource_settings=ResourceSettings(cores=2),
+                          config_settings=ConfigSettings(configfiles=[ROOT / "config/tiny.yaml"]),
+                          snakefile=ROOT / "Snakefile", workdir=tmp_path)._workflow
+        assert wf.get_rule("grpo").resources["_cores"] == 2
+        assert wf.get_rule("pretrain_model").resources["_cores"] == 1
+
+
 CHECKPOINT_RUNS = {"pretrain": "pretrain/mined", "pretrain_web": "pretrain/web", "sft": "sft/mined",
                    "sft_web": "sft/web", "rl": "rl"}
 BENCHMARKS = ("world_gsm8k", "world_math")

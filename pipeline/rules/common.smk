@@ -79,20 +79,32 @@ CONFIG_FILE = ancient(str(_CONFIG_PATH))
 include: "resolved_config.smk"
 
 
-def launcher(gpus, accelerate_config=None):
-    """`python -m` for one process; for more, `accelerate launch` with one process per GPU under an accelerate
-    config file: `accelerate_config`, else `model.accelerate_config` (config/accelerate/ddp.yaml or fsdp.yaml;
-    a relative path is from the repository root). Without `--config_file` accelerate starts only one process
-    on a machine without GPUs (and would pick up a user's ~/.cache default config), so it is always given.
-    Training rules pass the result as `params.launch`."""
-    gpus = int(gpus)
-    if gpus <= 1:
+def stage_processes(resources):
+    """Processes a training rule launches from its `<stage>.resources`: one per GPU when `gpus` > 0, else
+    `processes` CPU processes (DDP over gloo; the embedded default runs GRPO on both cores this way)."""
+    gpus = int(resources.get("gpus", 0))
+    return gpus if gpus > 0 else int(resources.get("processes", 1))
+
+
+def launcher(processes, accelerate_config=None):
+    """`python -m` for one process; for more, `accelerate launch` with `processes` processes (one per GPU, or
+    CPU processes over gloo) under an accelerate config file: `accelerate_config`, else
+    `model.accelerate_config` (config/accelerate/ddp.yaml or fsdp.yaml; a relative path is from the repository
+    root). Without `--config_file` accelerate starts only one process on a machine without GPUs (and would
+    pick up a user's ~/.cache default config), so it is always given. Training rules pass the result as
+    `params.launch`."""
+    processes = int(processes)
+    if processes <= 1:
         return "python -m"
     path = Path(accelerate_config or RESOLVED["model"]["accelerate_config"])
     path = path if path.is_absolute() else Path(workflow.basedir) / path
     if not path.is_file():
         raise FileNotFoundError(f"accelerate config {path} (model.accelerate_config) not found")
-    return f"accelerate launch --config_file {shlex.quote(str(path))} --num_processes {gpus} -m"
+    # A free port picked when the job starts: accelerate's fixed default (29500) would make two launches
+    # running side by side on one machine (the two pretraining arms, say) join each other's group.
+    port = "$(python -c 'import socket; s = socket.socket(); s.bind((\"\", 0)); print(s.getsockname()[1])')"
+    return (f"accelerate launch --config_file {shlex.quote(str(path))} --num_processes {processes}"
+            f" --main_process_port {port} -m")
 
 
 def stage_threads(default=1):

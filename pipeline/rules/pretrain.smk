@@ -43,12 +43,13 @@ rule pretrain_model:
         pretrain=PRETRAIN_CFG,
         model=MODEL_CFG,
         seed=config.get("seed", 0),
-        launch=launcher(PRETRAIN_GPUS),
+        launch=launcher(PRETRAIN_PROCESSES),
+        threads=stage_threads(),
     log:
         RESULTS / "logs/pretrain/{variant}.log",
     benchmark:
         RESULTS / "benchmarks/pretrain/{variant}.tsv"
-    threads: stage_threads()
+    threads: stage_threads() * PRETRAIN_PROCESSES
     resources:
         gpu=PRETRAIN_GPUS,
         mem_mb=PRETRAIN_CFG["resources"]["mem_mb"],
@@ -59,7 +60,7 @@ rule pretrain_model:
         CONDA_ENV
     shell:
         "{params.launch} sft.pretrain --config {input.config} --variant {wildcards.variant}"
-        " --tokenizer {input.tokenizer} --out {output.model} --threads {threads} > {log} 2>&1"
+        " --tokenizer {input.tokenizer} --out {output.model} --threads {params.threads} > {log} 2>&1"
 
 
 rule pretrain:

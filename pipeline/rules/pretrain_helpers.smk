@@ -8,6 +8,7 @@ PRETRAIN_CFG = RESOLVED["pretrain"]
 SFT_CFG = RESOLVED["sft"]
 PRETRAIN_VARIANTS = ["mined", "web"] if config.get("stages", {}).get("corpus_quality", True) else ["mined"]
 PRETRAIN_GPUS = int(PRETRAIN_CFG["resources"]["gpus"])
+PRETRAIN_PROCESSES = stage_processes(PRETRAIN_CFG["resources"])
 
 
 def local_data(path):

@@ -8,7 +8,8 @@ RL = RESOLVED["rl"]
 RL_RUN = {k: v for k, v in RL.items() if k != "compare"}  # compare_rl.smk reads `compare`; it never reruns grpo
 # Local question files are inputs (hub datasets are read by the job itself).
 RL_PROMPT_FILES = [s["data"] for s in RL["prompts"] if "data" in s]
-RL_GPUS = int(RL["resources"]["gpus"])  # more than one: one process per GPU (common.smk launcher)
+RL_GPUS = int(RL["resources"]["gpus"])
+RL_PROCESSES = stage_processes(RL["resources"])  # one per GPU, or CPU processes (common.smk)
 
 
 rule grpo:
@@ -21,14 +22,15 @@ rule grpo:
     params:
         rl=RL_RUN,
         generation=config.get("generation", {}),
-        launch=launcher(RL_GPUS),
+        launch=launcher(RL_PROCESSES),
+        threads=stage_threads(),
         seed=config.get("seed", 0),
         out=RESULTS / "rl",
     log:
         RESULTS / "logs/rl/grpo.log",
     benchmark:
         RESULTS / "benchmarks/rl/grpo.tsv"
-    threads: stage_threads()
+    threads: stage_threads() * RL_PROCESSES
     resources:
         gpu=RL_GPUS,
         mem_mb=RL["resources"]["mem_mb"],
@@ -39,7 +41,7 @@ rule grpo:
         CONDA_ENV
     shell:
         "{params.launch} rl.train --config {input.config} --init {input.model} --out {params.out}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {params.threads} > {log} 2>&1"
 
 
 rule rl:

@@ -18,12 +18,13 @@ rule sft_train:
         sft=SFT_CFG,
         model=MODEL_CFG,
         seed=config.get("seed", 0),
-        launch=launcher(SFT_GPUS),
+        launch=launcher(SFT_PROCESSES),
+        threads=stage_threads(),
     log:
         RESULTS / "logs/sft/{variant}.log",
     benchmark:
         RESULTS / "benchmarks/sft/{variant}.tsv"
-    threads: stage_threads()
+    threads: stage_threads() * SFT_PROCESSES
     resources:
         gpu=SFT_GPUS,
         mem_mb=SFT_CFG["resources"]["mem_mb"],
@@ -34,7 +35,7 @@ rule sft_train:
         CONDA_ENV
     shell:
         "{params.launch} sft.train --config {input.config} --init {input.init} --out {output.model}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {params.threads} > {log} 2>&1"
 
 
 rule sft:

@@ -1,6 +1,7 @@
 # Constants and input functions for sft.smk. They live apart from the rules because Snakemake's
 # linter asks for rules and functions in separate files.
 SFT_GPUS = int(SFT_CFG["resources"]["gpus"])
+SFT_PROCESSES = stage_processes(SFT_CFG["resources"])
 
 
 def sft_inputs(wildcards):
