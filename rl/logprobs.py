@@ -118,6 +118,23 @@ def token_logprobs(model, rows: PackedRows, *, with_entropy: bool = False, share
     return lp, ent
 
 
+class PolicyRows(torch.nn.Module):
+    """The policy as the module the training loop trains and wraps for data parallelism: its forward is
+    `token_logprobs` over a rollout's rows. DDP must see one forward per backward; inside this one forward
+    the plain policy shares each prompt's computation across its group and runs length buckets, which a
+    DDP-wrapped language model called directly cannot (it got the [prompt | output] layout: ~45% more
+    tokens, all rows padded to the longest). `ActorCritic` (rl/value.py) is the same idea for PPO."""
+
+    def __init__(self, policy: torch.nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, rows: PackedRows, *, with_entropy: bool = False, max_buckets: int = 1,
+                share_prompts: bool | None = None):
+        return token_logprobs(self.policy, rows, with_entropy=with_entropy, share_prompts=share_prompts,
+                              max_buckets=max_buckets)
+
+
 def rows_forward(model, rows: PackedRows, *, with_entropy: bool = False, value_head=None, logits: bool = True,
                  share_prompts: bool | None = None, max_buckets: int = 1):
     """`token_logprobs`, plus (with `value_head`, a module mapping the last hidden state to one number) the

@@ -42,7 +42,7 @@ from pipeline.io import fingerprint, read_jsonl, write_run_record
 from pipeline.models import configure_for_training, load_model, load_tokenizer, save
 from pipeline.training import OptimConfig, TrainLoop, guard_resume, process_state
 from rl.dpo import PairSource
-from rl.logprobs import token_logprobs
+from rl.logprobs import PolicyRows
 from rl.losses import Coefficient, PolicyBatch, build_coefficient, policy_loss
 from rl.ppo import PPORolloutSource, PPOSettings, make_ppo_loss_fn
 from rl.rewards import RewardFunction
@@ -60,8 +60,8 @@ def make_loss_fn(coef: Coefficient, length_buckets: int = 1, share_prompts: bool
 
     def loss_fn(model, batch: RolloutBatch):
         rows = batch.rows  # never empty: under DDP every process must run the forward (rl/dpo.py)
-        logp, entropy = token_logprobs(model, rows, with_entropy=True, max_buckets=length_buckets,
-                                       share_prompts=share_prompts)  # (N, T)
+        # `model` is the PolicyRows (possibly DDP-wrapped): one forward per backward (rl/logprobs.py)
+        logp, entropy = model(rows, with_entropy=True, max_buckets=length_buckets, share_prompts=share_prompts)
         pb = PolicyBatch(logp=logp, mask=rows.completion_mask, advantages=batch.advantages,
                          old_logp=batch.old_logp, ref_logp=batch.ref_logp, rewards=batch.rewards,
                          output_weights=batch.output_weights, n_pairs=batch.n_pairs)
@@ -123,8 +123,8 @@ def frozen(model):
 
 
 def policy_of(model):
-    """The language model inside the trained module (the ActorCritic's policy for PPO)."""
-    return model.policy if isinstance(model, ActorCritic) else model
+    """The language model inside the trained module (the ActorCritic's policy for PPO, PolicyRows' otherwise)."""
+    return model.policy if isinstance(model, (ActorCritic, PolicyRows)) else model
 
 
 def peak_rss_mb() -> float:
@@ -154,7 +154,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
     reference = None
     if (algo in WITH_KL_REFERENCE and rc["beta"] > 0) or algo in OFFLINE:
         reference = frozen(policy)
-    trained = ActorCritic(policy, rc["ppo"]["value_model"]) if algo == "ppo" else policy
+    trained = ActorCritic(policy, rc["ppo"]["value_model"]) if algo == "ppo" else PolicyRows(policy)
 
     prompt_set = load_prompts(rc["prompts"], limit=rc.get("max_prompts"))
     prompts = build_prompts(prompt_set, tokenizer, rc["format"], rc["few_shot"], rc["prompt_layout"])
@@ -172,7 +172,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
         length_buckets=rc["length_buckets"], share_prompts=share_prompts, offline=algo in OFFLINE,
         seed=int(cfg.get("seed", 0)), rank=state.process_index, world_size=state.num_processes)
     rewards = RewardFunction(rc["rewards"], workers=rc["grader_workers"], timeout=rc["grader_timeout"])
-    args = (prompts, trained, reference, generator, tokenizer, rewards, settings)
+    args = (prompts, trained if algo == "ppo" else policy, reference, generator, tokenizer, rewards, settings)
     pc = rc["ppo"]
     if algo == "ppo":
         source = PPORolloutSource(*args, ppo=PPOSettings(gamma=pc["gamma"], lam=pc["lam"], kl_coef=rc["beta"],
@@ -206,7 +206,7 @@ def run(cfg: dict, init: str, out: str | Path, on_step_end: list | None = None) 
                      param_groups=trained.param_groups(rc["lr"], pc["value_lr"]) if algo == "ppo" else None)
     holder["loop"] = loop
     # The loop may have wrapped or moved the model: sample from exactly the weights being trained.
-    source.policy = loop.unwrapped_model()
+    source.policy = loop.unwrapped_model() if algo == "ppo" else current_policy()
     if algo not in OFFLINE:
         generator.update_weights(current_policy())  # after a resume, the restored weights
     last = loop.run()

@@ -351,6 +351,7 @@ def test_dpo_pairs_weights_and_zero_pair_micro_batches_on_two_ranks():
     import math
 
     from rl.dpo import PairSource
+    from rl.logprobs import PolicyRows
     from rl.losses import build_coefficient
     from rl.rewards import RewardFunction
     from rl.rollouts import RolloutSettings
@@ -380,7 +381,7 @@ def test_dpo_pairs_weights_and_zero_pair_micro_batches_on_two_ranks():
         for _ in range(n):
             batch = src.next_batch()
             src.policy.zero_grad()
-            lb, mb = loss_fn(src.policy, batch)
+            lb, mb = loss_fn(PolicyRows(src.policy), batch)
             (lb / n).backward()
             g = {k: p.grad.clone() if p.grad is not None else None for k, p in src.policy.named_parameters()}
             for k, v in g.items():

@@ -202,6 +202,7 @@ def test_mu_updates_reuse_the_rollout_with_old_logprobs(tiny):
 def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
     from pipeline.generation import Completion
     from rl.grpo import make_loss_fn
+    from rl.logprobs import PolicyRows
     from rl.losses import GRPOCoefficient, RFTCoefficient
 
     src, _ = _source(tiny, supervision="process")
@@ -219,7 +220,7 @@ def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
     assert (b.rewards >= 1.0).any() and (b.rewards < 1.0).any(), "the fixture should give mixed groups"
     for name, coef in (("grpo", GRPOCoefficient(beta=0.04)), ("rft", RFTCoefficient())):
         src.policy.zero_grad()
-        loss, metrics = make_loss_fn(coef)(src.policy, b)
+        loss, metrics = make_loss_fn(coef)(PolicyRows(src.policy), b)
         assert float(loss) == pytest.approx(float(-(b.output_weights * per_token_mean[name]).sum()), abs=1e-5), name
         loss.backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in src.policy.parameters()), name

@@ -107,14 +107,14 @@ def check_smoke_outputs(out: Path) -> None:
     assert moved or not signal, "RL had a learning signal but its weights did not move"
 
     # eval: every checkpoint x benchmark evaluated the right model on the first 16 problems, and its
-    # metrics agree with the samples recomputed by hand (pretrain*: greedy only, n=0)
+    # metrics agree with the samples recomputed by hand (pretrain* and sft_web: greedy only, n=0)
     report = (out / "report.md").read_text()
     for ckpt, run in CHECKPOINT_RUNS.items():
         for bench in BENCHMARKS:
             folder = out / "eval" / ckpt / bench
             metrics = json.loads((folder / "metrics.json").read_text())
             rows = _jsonl(folder / "samples.jsonl")
-            n = 0 if ckpt.startswith("pretrain") else 4
+            n = 0 if ckpt.startswith("pretrain") or ckpt == "sft_web" else 4
             ks = [] if n == 0 else [1, 2, 4]
             # the model path as the rule passed it (relative to the workflow's directory, or absolute)
             assert Path(out.parents[1], metrics["model"]).resolve() == (out / run / "model").resolve(), (ckpt, bench)
