@@ -13,8 +13,10 @@ The prompt tokens are thus computed P times instead of N: with G = 8 and prompts
 outputs this is ~45% fewer tokens for the policy (forward + backward) and the reference forward.
 Positions come from the attention masks (as in generation), so every row sees the positions it was
 sampled with, and only output positions are projected to the vocabulary (`logits_to_keep`).
-A model wrapped for data parallelism (DDP/FSDP) must see one forward per backward, so it gets the
-plain layout instead: every row as one [prompt | output] sequence (same numbers, more compute).
+A model wrapped for data parallelism (DDP/FSDP) must see one forward per backward, so a wrapped language
+model called directly gets the plain layout instead: every row as one [prompt | output] sequence (same
+numbers, more compute). Training therefore wraps `PolicyRows`, whose one forward runs the shared layout on
+the plain policy inside (2-process GRPO on tiny: 1.42 -> 0.90 s of training per step).
 """
 
 from __future__ import annotations
