@@ -130,6 +130,14 @@ class PolicyRows(torch.nn.Module):
     def __init__(self, policy: torch.nn.Module):
         super().__init__()
         self.policy = policy
+        self._register_load_state_dict_pre_hook(self._bare_policy_keys)
+
+    @staticmethod
+    def _bare_policy_keys(state_dict, prefix, *args):
+        """Checkpoints written before this wrapper hold the policy's own keys (no `policy.`): a killed RL job
+        from then still resumes."""
+        for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(prefix + "policy.")]:
+            state_dict[prefix + "policy." + key[len(prefix):]] = state_dict.pop(key)
 
     def forward(self, rows: PackedRows, *, with_entropy: bool = False, max_buckets: int = 1,
                 share_prompts: bool | None = None):

@@ -192,6 +192,31 @@ def test_length_buckets_split_an_outlier_and_give_the_same_logprobs(tiny):
     assert all(p.grad is not None for p in src.policy.parameters() if p.requires_grad)
 
 
+def test_policy_rows_is_the_policy_forward_and_loads_bare_policy_checkpoints(tiny):
+    """PolicyRows (what training wraps for DDP) gives token_logprobs of its policy, its state dict is the
+    policy's under `policy.`, and a checkpoint of the bare policy (written before the wrapper) loads into it."""
+    import copy
+
+    from rl.logprobs import PolicyRows, pack_rows
+
+    src, _ = _source(tiny)
+    rows = pack_rows([src._prompt_ids[0], src._prompt_ids[1]], [0, 0, 1, 1], [[5, 6, 7], [8, 9], [10], [11, 12]],
+                     src.pad)
+    wrapped = PolicyRows(src.policy)
+    with torch.no_grad():
+        got, _ = wrapped(rows, max_buckets=4)
+        want, _ = token_logprobs(src.policy, rows)
+    assert torch.allclose(got, want, atol=1e-6)
+    bare = src.policy.state_dict()
+    assert set(wrapped.state_dict()) == {"policy." + k for k in bare}
+    other = PolicyRows(copy.deepcopy(src.policy))
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(1.0)
+    other.load_state_dict(bare)  # strict: every key found after the rename
+    assert all(torch.equal(a, b) for a, b in zip(other.policy.state_dict().values(), bare.values()))
+
+
 def test_mu_updates_reuse_the_rollout_with_old_logprobs(tiny):
     src, _ = _source(tiny, updates_per_batch=2)
     a, b = src.next_batch(), src.next_batch()
