@@ -80,8 +80,9 @@ include: "resolved_config.smk"
 
 
 def stage_processes(resources):
-    """Processes a training rule launches from its `<stage>.resources`: one per GPU when `gpus` > 0, else
-    `processes` CPU processes (DDP over gloo; the embedded default runs GRPO on both cores this way)."""
+    """How many processes a training job launches, read from its `<stage>.resources`. One per GPU when
+    `gpus` > 0, else `processes` CPU processes (DDP over gloo; the embedded default runs GRPO on both cores
+    this way)."""
     gpus = int(resources.get("gpus", 0))
     return gpus if gpus > 0 else int(resources.get("processes", 1))
 
