@@ -381,7 +381,10 @@ class RolloutSource:
             advantages: torch.Tensor = adv_groups.advantages.reshape(-1)  # (N,)
             zero_std = adv_groups.zero_std & ~skipped
         else:
-            advantages, zero_std = self._process_advantages(smp.flat, smp.completion_ids, total, skipped)
+            advantages, zero_std, steps = self._process_advantages(smp.flat, smp.completion_ids, total, skipped)
+            # The process reward's own signal: the share of equation steps whose arithmetic is right.
+            right, n = map(sum, zip(*self.all_ranks(steps)))
+            metrics["reward/process_steps"] = right / n if n else 0.0
         metrics["zero_std_fraction"] = float(zero_std.float().mean())
         weights = self.loss_weights(smp.valid)
 
@@ -427,6 +430,7 @@ class RolloutSource:
         T = max(1, max(len(x) for x in completion_ids))
         adv = torch.zeros(len(flat), T)
         zero = torch.zeros(total.shape[0], dtype=torch.bool)
+        right = steps_n = 0  # the equation steps (every step but the last, which carries the outcome)
         for g in range(total.shape[0]):
             if skipped[g]:
                 continue
@@ -434,6 +438,8 @@ class RolloutSource:
             for j in range(G):
                 i = g * G + j
                 steps = step_fn(flat[i].text, float(total[g, j]))
+                right += sum(steps.rewards[:-1])
+                steps_n += max(0, len(steps.rewards) - 1)
                 tok_ends = self._token_ends(completion_ids[i], steps.ends)
                 rewards.append(steps.rewards)
                 ends.append(tok_ends)
@@ -441,7 +447,7 @@ class RolloutSource:
             per_out, zero[g] = process_advantages(rewards, ends, lens, eps=s.adv_eps)
             for j, a in enumerate(per_out):
                 adv[g * G + j, : len(a)] = a
-        return adv, zero
+        return adv, zero, (right, steps_n)
 
     def _token_ends(self, ids: list[int], char_ends: list[int]) -> list[int]:
         """Map character offsets in the decoded output to the index of the token that completes them;

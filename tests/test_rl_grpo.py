@@ -257,8 +257,8 @@ def test_process_supervision_and_online_rft_use_the_same_batches(tiny):
     ids = [src.tokenizer(t, add_special_tokens=False)["input_ids"] + [src.eos] for t in texts]
     flat = [Completion(t, i[:-1], [0.0] * (len(i) - 1), "stop") for t, i in zip(texts, ids)]
     src.s.group_size = 2
-    adv, zero = src._process_advantages(flat, ids, torch.tensor([[1.0, 0.0]]), torch.tensor([False]))
-    assert not zero[0]
+    adv, zero, steps = src._process_advantages(flat, ids, torch.tensor([[1.0, 0.0]]), torch.tensor([False]))
+    assert not zero[0] and steps == (1.0, 2)  # one of the two equation steps is right
     # step rewards of the group {1, 1, 0, 0}: +1 for the right step and answer, -1 for the wrong ones; every
     # token before the equation's end sums both steps of its output, the EOS only the outcome step
     n0, n1 = len(ids[0]), len(ids[1])
