@@ -162,7 +162,7 @@ def metrics_from_samples(samples: Iterable[dict], k_list: Sequence[int], *, seed
     benchmark has them, `subject` / `level`. Problems are taken in order of first appearance. Every
     problem must have the same number n of sampled rows (indices 0..n-1); every K must be <= n.
     Returns {num_problems, n, k, greedy, pass@k, maj@k, stderr, status_counts, vote_classes_inconsistent,
-    maj_subsets, breakdown}.
+    maj_subsets, breakdown, per_problem} (per_problem: `ids` and each metric's per-problem values).
     """
     by_problem: dict[str, dict] = {}
     status = {"greedy": Counter(), "sampled": Counter()}
@@ -229,4 +229,12 @@ def metrics_from_samples(samples: Iterable[dict], k_list: Sequence[int], *, seed
         if groups:
             breakdown[key] = {g: summarize_problems(rows, k_list) for g, rows in sorted(groups.items())}
     out["breakdown"] = breakdown
+    # Per-problem columns (aligned with `ids`), so two evaluations of the same problems can be compared
+    # pair by pair (pipeline/report_headline.py: the s.e. of a paired difference).
+    out["per_problem"] = {
+        "ids": list(by_problem),
+        "greedy": [None if r["greedy"] is None else int(r["greedy"]) for r in per_problem],
+        **{key: {str(k): [round(r[key][str(k)], 6) for r in per_problem] for k in k_list}
+           for key in ("pass@k", "maj@k")},
+    }
     return out

@@ -41,11 +41,31 @@ def _kmax(m: dict, key: str) -> str | None:
     return max(ks, key=int) if ks else None
 
 
+def _per_problem(m: dict, key: str, k: str | None) -> dict | None:
+    pp = m.get("per_problem") or {}
+    values = pp.get(key) if k is None else (pp.get(key) or {}).get(k)
+    if not pp.get("ids") or values is None or len(values) != len(pp["ids"]):
+        return None
+    return {pid: v for pid, v in zip(pp["ids"], values) if v is not None}
+
+
 def _diff(a: dict | None, b: dict | None, key: str, k: str | None = None) -> tuple[float, float] | None:
-    """(b - a, standard error of the difference) of a metric of two evaluations, in points; the s.e.
-    treats the two evaluations as independent (conservative: they are on the same problems)."""
+    """(b - a, standard error of the difference) of a metric of two evaluations, in points.
+
+    When both evaluations carry per-problem values for the same problems (eval/metrics.py `per_problem`),
+    the difference is paired: the mean of d_i = b_i - a_i and sd(d) / sqrt(n) (sd with n - 1), which removes
+    the problem-to-problem variation the two share (a problem easy for one is mostly easy for the other).
+    Otherwise (an older metrics.json, different problems) the two are treated as independent,
+    sqrt(se_a^2 + se_b^2): larger when the evaluations are positively correlated, as two checkpoints of
+    one model are."""
     if not a or not b:
         return None
+    pa, pb = _per_problem(a, key, k), _per_problem(b, key, k)
+    if pa and pb and pa.keys() == pb.keys() and len(pa) > 1:
+        d = [pb[pid] - pa[pid] for pid in pa]
+        mean = sum(d) / len(d)
+        sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+        return 100 * mean, 100 * sd / len(d) ** 0.5
 
     def get(m):
         v = m.get(key) if k is None else (m.get(key) or {}).get(k)
@@ -186,7 +206,9 @@ def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
         out.append("_Nothing measured yet._")
     else:
         out += rows + ["", "Differences are in points of accuracy, ± the standard error of the difference over "
-                       "problems (the two evaluations treated as independent). \"Within two standard errors\" "
+                       "problems: paired (the s.e. of the mean per-problem difference) where both evaluations "
+                       "list per-problem results for the same problems, else the two treated as independent. "
+                       "\"Within two standard errors\" "
                        "means this run cannot tell the difference from noise. The held-out loss difference is "
                        "in nats/token, mined − web, ± the standard error of the token-weighted mean "
                        "per-document difference (paired over documents; pipeline/report_headline.py, "

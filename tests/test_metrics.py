@@ -144,6 +144,10 @@ def test_metrics_from_samples_aggregates_and_breaks_down():
     alg = m["breakdown"]["subject"]["Algebra"]
     assert alg["num_problems"] == 2 and alg["greedy"] == pytest.approx(0.5)
     assert m["breakdown"]["level"]["1"]["maj@k"]["4"] == pytest.approx(0.5)
+    # per-problem columns, in problem order: what the report pairs between two evaluations
+    pp = m["per_problem"]
+    assert pp["ids"] == ["p1", "p2", "p3"] and pp["greedy"] == [1, 0, 0]
+    assert pp["pass@k"]["1"] == [0.5, 0.25, 0.0] and pp["maj@k"]["4"] == [1.0, 0.0, 0.0]
 
 
 def test_metrics_from_samples_rejects_inconsistent_input():

@@ -179,6 +179,29 @@ def test_headline_differences_and_verdicts_by_hand():
     assert [round(x, 6) for x in _diff(sft, rl, "maj@k", "8")] == [6.0, 0.0]
 
 
+def test_headline_difference_is_paired_over_the_same_problems():
+    """Four problems: SFT right on p1, p2; RL right on p1, p2, p3. Per-problem d = (0, 0, 1, 0): mean 0.25,
+    sd (n - 1) = sqrt((3 x 0.25^2 + 0.75^2) / 3) = 0.5, s.e. 0.5 / 2 = 0.25 -> +25.0 ± 25.0 points. Treated
+    as independent it would be sqrt(0.2887^2 + 0.2887^2) = 0.408 (each evaluation's own s.e. 0.2887)."""
+    from pipeline.report_headline import _diff
+
+    def ev(greedy, maj):
+        return {"greedy": sum(greedy) / 4, "maj@k": {"8": sum(maj) / 4},
+                "stderr": {"greedy": 0.2887, "maj@k": {"8": 0.25}},
+                "per_problem": {"ids": ["p1", "p2", "p3", "p4"], "greedy": greedy, "maj@k": {"8": maj}}}
+
+    sft, rl = ev([1, 1, 0, 0], [1, 0, 0, 0]), ev([1, 1, 1, 0], [1, 0.5, 0.5, 0])
+    assert [round(x, 6) for x in _diff(sft, rl, "greedy")] == [25.0, 25.0]
+    # Maj@8 d = (0, 0.5, 0.5, 0): mean 0.25, sd = sqrt(4 x 0.25^2 / 3) = 0.2887, s.e. 0.1443
+    assert [round(x, 2) for x in _diff(sft, rl, "maj@k", "8")] == [25.0, 14.43]
+    # different problems (or an older metrics.json without per-problem values): independent
+    other = ev([1, 1, 1, 0], [1, 0.5, 0.5, 0])
+    other["per_problem"]["ids"] = ["p1", "p2", "p3", "p5"]
+    assert [round(x, 2) for x in _diff(sft, other, "greedy")] == [25.0, 40.83]
+    del rl["per_problem"]
+    assert [round(x, 2) for x in _diff(sft, rl, "greedy")] == [25.0, 40.83]
+
+
 def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
     _fake_results(tmp_path)
     res = tmp_path / "results" / "fake"
