@@ -75,9 +75,13 @@ def encode(tokenizer, text: str, max_tokens: int) -> tuple[list[int], int, bool]
 
 
 @torch.no_grad()
+@torch.inference_mode()
 def document_nll(model, batch: list[tuple[list[int], int]], pad_id: int) -> list[tuple[float, int]]:
     """[(sum of -log p(token | prefix) over the scored tokens, their number)] for each (ids, context) of a
-    batch, right-padded with an attention mask; float64 sums."""
+    batch, right-padded with an attention mask. Each token's NLL (logsumexp of its logits minus the target's
+    logit) is computed on the model's device in float32, and only those (batch, length) values leave it:
+    a float64 log-softmax on the CPU would copy batch x length x vocabulary doubles (6.5 GB for 16 x 512
+    tokens of a 100k vocabulary). Sums are float64."""
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -86,9 +90,10 @@ def document_nll(model, batch: list[tuple[list[int], int]], pad_id: int) -> list
         input_ids[i, : len(ids)] = torch.tensor(ids)
         mask[i, : len(ids)] = 1
         scored[i, ctx - 1: len(ids) - 1] = True
-    logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
-    logp = torch.log_softmax(logits[:, :-1].double().cpu(), dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    nll = (-logp * scored).sum(dim=1)
+    input_ids = input_ids.to(model.device)
+    logits = model(input_ids=input_ids, attention_mask=mask.to(model.device)).logits[:, :-1].float()
+    token_nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    nll = torch.where(scored, token_nll.cpu().double(), 0.0).sum(dim=1)  # padding's NLL may be inf
     return [(float(nll[i]), int(scored[i].sum())) for i in range(len(batch))]
 
 
