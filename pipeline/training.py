@@ -6,7 +6,9 @@ A stage supplies two things and the loop does the rest:
   `load_state_dict()` (its position: a cursor, an epoch, an RNG). For SFT it walks a fixed dataset; for RL
   it samples rollouts from the current policy (the paper's unified view, §5.2.1: an algorithm is a data
   source, a reward and a gradient coefficient over the same loss).
-- `loss_fn(model, batch) -> (loss, metrics)`: the mean loss of one micro-batch and scalars to log.
+- `loss_fn(model, batch) -> (loss, metrics)`: the mean loss of one micro-batch and scalars to log. A
+  scalar is averaged over the step's micro-batches and processes; a `Weighted` one (a per-token mean with
+  its token count) is averaged weighted, so it equals what one process would compute over the whole batch.
 
 The loop owns the optimizer (AdamW), the lr schedule (constant / cosine / linear, with warm-up), gradient
 accumulation and clipping, JSONL metrics + tqdm, and checkpoints. A checkpoint holds weights, optimizer,
@@ -91,6 +93,18 @@ def guard_resume(run_dir: str | os.PathLike, key: str) -> bool:
         write_json(stamp, {"key": key})
     state.wait_for_everyone()
     return bool(resume)
+
+
+class Weighted(float):
+    """A metric value the loop averages weighted by `weight` over micro-batches and processes (e.g. a
+    per-token mean with its number of tokens); a plain value is averaged per micro-batch."""
+
+    weight: float
+
+    def __new__(cls, value, weight) -> Weighted:
+        obj = super().__new__(cls, float(value))
+        obj.weight = float(weight)
+        return obj
 
 
 class DataSource(Protocol):
@@ -263,6 +277,7 @@ class TrainLoop:
         while self.counter.step < self.total_steps:
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
+            weighted: dict[str, tuple[float, float]] = {}  # Weighted metrics: (sum of value x weight, of weight)
             t_data = 0.0
             for micro in range(self.grad_accum):
                 td = time.perf_counter()
@@ -274,8 +289,12 @@ class TrainLoop:
                     loss, metrics = self.loss_fn(self.model, batch)
                     acc.backward(loss / self.grad_accum)
                 for k, v in {"loss": float(loss.detach()), **metrics}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) / self.grad_accum
-            sums = self._mean_over_processes(sums)
+                    if isinstance(v, Weighted):
+                        total, w = weighted.get(k, (0.0, 0.0))
+                        weighted[k] = (total + float(v) * v.weight, w + v.weight)
+                    else:
+                        sums[k] = sums.get(k, 0.0) + float(v) / self.grad_accum
+            sums = self._mean_over_processes(sums, weighted)
             if self.optim_cfg.grad_clip > 0:
                 gnorm = acc.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
                 sums["grad_norm"] = float(gnorm)  # of the synchronised (global) gradient
@@ -298,15 +317,21 @@ class TrainLoop:
         bar.close()
         return last
 
-    def _mean_over_processes(self, sums: dict[str, float]) -> dict[str, float]:
-        """Each metric averaged over the processes that reported it: a micro-batch mean per process, so the
-        result is the global batch's mean, as one process would log it. Pickled dicts, not one tensor:
-        a stage may report different keys on different ranks (e.g. RL metrics of groups it did not get)."""
-        if self.accelerator.num_processes == 1:
-            return sums
-        rows = gather_object([sums])
-        keys = dict.fromkeys(k for r in rows for k in r)
-        return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in keys}
+    def _mean_over_processes(self, sums: dict[str, float],
+                             weighted: dict[str, tuple[float, float]]) -> dict[str, float]:
+        """Each plain metric averaged over the processes that reported it (a micro-batch mean per process, so
+        the global batch's mean when the micro-batches weigh alike); each weighted one is its total over
+        all processes divided by its total weight. Pickled dicts, not one tensor: a stage may report
+        different keys on different ranks (e.g. RL metrics of groups it did not get)."""
+        rows = [(sums, weighted)] if self.accelerator.num_processes == 1 else gather_object([(sums, weighted)])
+        out = {}
+        for k in dict.fromkeys(k for r, _ in rows for k in r):
+            got = [r[k] for r, _ in rows if k in r]
+            out[k] = sum(got) / len(got)
+        for k in dict.fromkeys(k for _, w in rows for k in w):
+            total, weight = (sum(w[k][i] for _, w in rows if k in w) for i in (0, 1))
+            out[k] = total / weight if weight else 0.0
+        return out
 
     def unwrapped_model(self):
         return self.accelerator.unwrap_model(self.model)

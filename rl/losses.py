@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pipeline.training import Weighted
+
 
 @dataclass
 class PolicyBatch:
@@ -93,7 +95,7 @@ class RFTCoefficient(Coefficient):
         if batch.rewards is None:
             raise ValueError("RFT needs per-output rewards in PolicyBatch.rewards")
         keep = (batch.rewards >= self.threshold).to(batch.logp.dtype)  # (N,)
-        return batch.logp * keep[:, None], {"kept_fraction": keep.mean()}
+        return batch.logp * keep[:, None], {"kept_fraction": Weighted(keep.mean(), keep.numel())}
 
 
 class GRPOCoefficient(Coefficient):
@@ -122,11 +124,12 @@ class GRPOCoefficient(Coefficient):
             # The clipped branch is active (no gradient) where the ratio left the trust region in the
             # direction the advantage pushes it.
             active = ((ratio < 1.0 - self.clip_eps) & (adv < 0)) | ((ratio > 1.0 + self.clip_eps) & (adv > 0))
-            metrics["clip_fraction"] = (active.float() * mask).sum() / mask.sum().clamp(min=1.0)
+            tokens = mask.sum()
+            metrics["clip_fraction"] = Weighted((active.float() * mask).sum() / tokens.clamp(min=1.0), tokens)
         if batch.ref_logp is not None and self.beta > 0:
             kl = k3_kl(logp, batch.ref_logp)  # (N, T)
             obj = obj - self.beta * kl
-            metrics["kl"] = per_output_mean(kl.detach(), mask).mean()
+            metrics["kl"] = Weighted(per_output_mean(kl.detach(), mask).mean(), mask.shape[0])
         return obj, metrics
 
 
@@ -195,7 +198,7 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     per_out = per_output_mean(per_tok, mask)
     loss = per_out.mean() if output_weights is None else (per_out * output_weights).sum()
     with torch.no_grad():
-        frac = float(((b > a).float() * mask).sum() / mask.sum().clamp(min=1.0))
+        frac = Weighted(((b > a).float() * mask).sum() / mask.sum().clamp(min=1.0), mask.sum())
     return loss, {"value_loss": float(loss.detach()), "value_clip_fraction": frac}
 
 
@@ -208,7 +211,7 @@ def policy_loss(coef: Coefficient, batch: PolicyBatch) -> tuple[torch.Tensor, di
         loss = -per_output.mean()
     else:
         loss = -(per_output * batch.output_weights).sum()
-    return loss, {k: float(v) for k, v in metrics.items()}
+    return loss, {k: v if isinstance(v, Weighted) else float(v) for k, v in metrics.items()}
 
 
 # rl.algorithm -> coefficient; rft and online_rft share one (they differ in the data source only).

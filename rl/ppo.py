@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.training import Weighted
 from rl.advantages import gae, ppo_token_rewards
 from rl.losses import PolicyBatch, PPOCoefficient, per_output_mean, policy_loss, value_loss
 from rl.rollouts import RolloutBatch, RolloutSource
@@ -132,7 +133,7 @@ def make_ppo_loss_fn(clip_eps: float, value_clip: float, vf_coef: float, length_
         loss = p_loss + vf_coef * v_loss
         metrics.update(v_metrics)
         metrics["policy_loss"] = float(p_loss.detach())
-        metrics["entropy"] = float(entropy.sum() / mask.sum().clamp(min=1.0))
+        metrics["entropy"] = Weighted(entropy.sum() / mask.sum().clamp(min=1.0), mask.sum())
         return loss, {**batch.metrics, **metrics}
 
     return loss_fn

@@ -40,7 +40,7 @@ from pipeline.config import setup, stage_parser
 from pipeline.generation import build_generator, resolve_backend
 from pipeline.io import fingerprint, read_jsonl, write_run_record
 from pipeline.models import configure_for_training, load_model, load_tokenizer, save
-from pipeline.training import OptimConfig, TrainLoop, guard_resume, process_state
+from pipeline.training import OptimConfig, TrainLoop, Weighted, guard_resume, process_state
 from rl.dpo import PairSource
 from rl.logprobs import PolicyRows
 from rl.losses import Coefficient, PolicyBatch, build_coefficient, policy_loss
@@ -67,7 +67,7 @@ def make_loss_fn(coef: Coefficient, length_buckets: int = 1, share_prompts: bool
                          output_weights=batch.output_weights, n_pairs=batch.n_pairs)
         loss, metrics = policy_loss(coef, pb)
         tokens = rows.completion_mask.sum().clamp(min=1.0)
-        metrics["entropy"] = float(entropy.sum() / tokens)
+        metrics["entropy"] = Weighted(entropy.sum() / tokens, tokens)
         return loss, {**batch.metrics, **metrics}
 
     return loss_fn

@@ -195,8 +195,8 @@ GRPO_LOSS_ATOL, GRPO_GRAD_RTOL, GRPO_WEIGHT_ATOL = 1e-6, 1e-5, 5e-5
 def test_grpo_two_processes_match_one(rl_tiny, tmp_path, supervision):
     """rl.train (GRPO, beta 0.04, 4 steps of 4 questions x G 4, a checkpoint every 2 steps; outcome or
     process supervision) on 1 process with 2 micro-batches vs `accelerate launch` on 2 processes with 1
-    micro-batch each: the same global batch. Samples, rewards and accuracy equal exactly; loss, KL and
-    weights within the module's tolerance."""
+    micro-batch each: the same global batch. Samples, rewards and accuracy equal exactly; loss, KL, entropy
+    and weights within the module's tolerance."""
     from safetensors.torch import load_file
 
     from rl.train import main
@@ -224,7 +224,10 @@ def test_grpo_two_processes_match_one(rl_tiny, tmp_path, supervision):
     for a, b in zip(m1, m2):
         for k in GRPO_EXACT:
             assert a[k] == b[k], (a["step"], k, a[k], b[k])  # same samples, same per-question numbers
-        for k in ("loss", "kl"):
+        if supervision == "process":
+            assert a["reward/process_steps"] == b["reward/process_steps"], a["step"]
+        # entropy and KL are means over the global batch's tokens / outputs, whichever process had which
+        for k in ("loss", "kl", "entropy"):
             diffs[k] = max(diffs.get(k, 0.0), abs(a[k] - b[k]))
             assert b[k] == pytest.approx(a[k], abs=GRPO_LOSS_ATOL), (a["step"], k, a[k], b[k])
         assert b["lr"] == a["lr"]

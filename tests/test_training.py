@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.training import OptimConfig, TrainLoop, adamw_groups, lr_lambda
+from pipeline.training import OptimConfig, TrainLoop, Weighted, adamw_groups, lr_lambda
 
 SCRIPT = Path(__file__).with_name("train_tiny_lm.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,34 @@ def test_param_groups_step_by_their_own_lr_and_the_schedule(tmp_path):
     # the logged lr is the one the next step uses (the scheduler has stepped): 0.1 x the following multiplier
     assert [m["lr/a"] for _, _, m in seen[:3]] == pytest.approx([0.1, 0.1, 0.075])
     assert [m["lr/b"] for _, _, m in seen[:3]] == pytest.approx([0.01, 0.01, 0.0075])
+
+
+class _Tokens(_Constant):
+    """Micro-batches of 1 and 3 tokens, alternately."""
+
+    def __init__(self):
+        self.k = 0
+
+    def next_batch(self):
+        self.k += 1
+        return 1 if self.k % 2 else 3
+
+
+def test_weighted_metrics_are_means_over_the_step_tokens(tmp_path):
+    """Two micro-batches per step: 1 token with a clip fraction of 1, 3 tokens with 0. Over the step's 4
+    tokens the fraction is 1/4; a plain metric is the mean of the micro-batch values, 1/2."""
+    model = torch.nn.Linear(1, 1)
+
+    def loss_fn(m, tokens):
+        frac = 1.0 if tokens == 1 else 0.0
+        return m.weight.sum() * 0, {"clip_fraction": Weighted(frac, tokens), "plain": frac}
+
+    seen = []
+    TrainLoop(model, loss_fn, _Tokens(), out_dir=tmp_path, total_steps=2, grad_accum=2,
+              optim=OptimConfig(lr=0.1, grad_clip=0.0), on_step_end=[lambda step, m: seen.append(m)]).run()
+    assert [m["clip_fraction"] for m in seen] == [0.25, 0.25]
+    assert [m["plain"] for m in seen] == [0.5, 0.5]
+    assert type(seen[0]["clip_fraction"]) is float  # logged as a number (JSON)
 
 
 def test_param_groups_must_cover_each_trainable_parameter_once():
