@@ -15,8 +15,8 @@ Terms (each logged separately, the weighted sum is the reward):
   tool, a program with output for PoT) and was not cut off, else 0.
 
 Process supervision (§4.1.2) needs step rewards; `step_rewards_arithmetic` is a rule-based one: every
-sentence or line of a solution with an equation `a op b = c` is a step, rewarded 1 if its arithmetic is right, else
-0, and the last step is rewarded with the outcome. (The paper's steps were scored by a learned process
+sentence or line of a solution with an equation (a whole arithmetic expression = a number; rl/arithmetic_steps.py)
+is a step, rewarded 1 if its arithmetic is right, else 0, and the last step is rewarded with the outcome. (The paper's steps were scored by a learned process
 reward model; this rule is ours.)
 """
 
@@ -26,8 +26,8 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
+from rl.arithmetic_steps import check_equations
 from rl.grading import RewardGrader
 
 log = logging.getLogger(__name__)
@@ -123,25 +123,6 @@ class RewardFunction:
 
 # --- process supervision: rule-based step rewards ---------------------------------------------------
 
-_NUM = r"-?\d+(?:\.\d+)?(?:/\d+)?"
-_EQUATION = re.compile(rf"({_NUM})\s*([-+*/x×÷])\s*({_NUM})\s*=\s*({_NUM})(?!\.?\d)")
-
-
-def _num(s: str) -> Fraction:
-    return Fraction(s)
-
-
-def _check(a: str, op: str, b: str, c: str) -> bool:
-    x, y, z = _num(a), _num(b), _num(c)
-    if op == "+":
-        return x + y == z
-    if op == "-":
-        return x - y == z
-    if op in "*x×":
-        return x * y == z
-    return y != 0 and x / y == z
-
-
 @dataclass
 class Steps:
     ends: list[int]  # character offset (exclusive) where each step ends in the text
@@ -165,7 +146,7 @@ def split_steps(text: str) -> list[tuple[int, int]]:
 
 
 def step_rewards_arithmetic(text: str, outcome: float) -> Steps:
-    """Steps with an equation `a op b = c` are scored by their arithmetic (1 right, 0 wrong); the last
+    """Steps with an equation (`16 - 3 - 4 = 9`) are scored by their arithmetic (1 right, 0 wrong); the last
     step is scored with the outcome reward; other steps carry no reward of their own."""
     spans = split_steps(text)
     ends: list[int] = []
@@ -175,10 +156,10 @@ def step_rewards_arithmetic(text: str, outcome: float) -> Steps:
             ends.append(b)
             rewards.append(float(outcome))
             continue
-        eqs = _EQUATION.findall(text[a:b])
-        if eqs:
+        verdicts = check_equations(text[a:b])
+        if verdicts:
             ends.append(b)
-            rewards.append(float(all(_check(*eq) for eq in eqs)))
+            rewards.append(float(all(verdicts)))
     return Steps(ends=ends, rewards=rewards)
 
 

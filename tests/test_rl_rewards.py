@@ -1,11 +1,14 @@
 """RL rewards: the shared grader behind `correctness`, skip-and-count for unparseable golds, the
 registry, and the rule-based step rewards for process supervision (DeepSeekMath §4.1.2)."""
 
+import json
 import time
 
 import pytest
 
+from rl.arithmetic_steps import check_equations
 from rl.rewards import REWARDS, RewardFunction, split_steps, step_rewards_arithmetic
+from tests.conftest import shared_data
 
 
 def test_correctness_and_format_terms():
@@ -59,6 +62,67 @@ def test_step_rewards_arithmetic():
     assert step_rewards_arithmetic("", 1.0).rewards == []
     assert step_rewards_arithmetic("2 + 6 = 9. So \\boxed{9}", 0.0).rewards == [0.0, 0.0]  # period after the result
     assert step_rewards_arithmetic("3.5 * 2 = 7 and 9 / 3 = 3. So \\boxed{7}", 1.0).rewards == [1.0, 1.0]
+
+
+# (step text, the verdict of each equation the rule scores): written from the rule in rl/arithmetic_steps.py
+EQUATIONS = [
+    ("Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.", [True]),  # a chain, and GSM8K's calculator note
+    ("2 + 3 + 4 = 10", [False]),
+    ("6*60 + 4*40 = $<<6*60+4*40=520>>520.", [True]),  # precedence
+    ("$204 + $160 + $330 = $694.", [True]),
+    ("3 x 4 = 12 and (2 + 3) x 4 = 20", [True, True]),
+    ("so $6 \\cdot 6 = 36$ and $7 \\times 8 = 54$", [True, False]),
+    ("1,000 + 250 = 1,250 and 9\\times 10\\times 1000=90,\\!000", [True, True]),
+    ("x=220+23-80=163 notes", [True]),  # the first `=` is followed by an expression, not a number
+    ("7 / 0 = 1", [False]),
+    ("5 - 8 = -3", [True]),
+    ("10/3 = 3.33 and 10/3 = 3.34", [True, False]),  # rounded to the stated decimals, not just near
+    ("6.9999852\\cdot5.9999985401\\cdot10.00001988=419.999844...", [True]),  # cut off, marked by ...
+    ("5 - 1 - 1/2 = 3 1/2 hours", [True]),  # a mixed number
+    ("3 / 6 = 50%. Then 45 + 21 + 28 = 94%", [True, True]),  # a percentage, or percentages added
+    ("2 + 6 = 8\n8 + 1 = 10", [True, False]),
+    # not scored: a unit, a variable or a LaTeX operand inside, an expression or a power after the `=`,
+    # no operator, a remainder, a ratio
+    ("I eat 60g * 4/5 = 240g/5 = 48 grams", []),
+    ("2x - 4 = 6, 2x - 4 + 1 = 6, 1 + 169 = 34x", []),
+    ("x = 5 and x = 3 + 4", []),
+    ("\\frac{1}{2} + 3 = 3.5, \\frac 12\\cdot 2 = 1, \\frac{27}{2} (-4) = 27, f(2) + 3 = 7", []),
+    ("96 \\cdot 216 = 144^2 and 1000 \\div 9 = 111 remainder 1", []),
+    ("$3:5 = 3\\cdot 6:5\\cdot 6 = 18:30$", []),
+    ("a <= 3 + 4 == 7", []),
+    ("Subtract 2 from both sides: $7x \\le 23 - 2 = 21$.", [True]),  # a relation is a boundary, like `=`
+]
+
+
+@pytest.mark.parametrize("text,verdicts", EQUATIONS)
+def test_check_equations(text, verdicts):
+    assert check_equations(text) == verdicts
+
+
+def _scored(solutions):
+    right, wrong = 0, []
+    for text in solutions:
+        for a, b in split_steps(text):
+            for v in check_equations(text[a:b]):
+                right += v
+                if not v:
+                    wrong.append(text[a:b])
+    return right, wrong
+
+
+@pytest.mark.shared
+def test_gold_solutions_of_gsm8k_and_math_have_right_arithmetic():
+    """The real benchmarks' reference solutions are right, so the step rule must call their equations right:
+    GSM8K's chains and calculator notes, MATH's LaTeX (\\cdot, \\frac operands, 90,\\!000). The wrong ones
+    left are errors in the references themselves (typos, a rounding of a rounded number, base 7)."""
+    gsm = [json.loads(line)["answer"].split("####")[0] for line in shared_data("bench", "gsm8k_test.jsonl").open()]
+    right, wrong = _scored(gsm)
+    assert right >= 4100 and [w for w in wrong] == ["So, Suzzane has $32 - $20 = $300 left."]
+    math = [json.loads(line)["solution"] for line in shared_data("bench", "math_test.jsonl").open()]
+    right, wrong = _scored(math)
+    known = ("452\\div1.98=228.29", "1-3-10+24 = -12", "44 \\times 55 = 3506",
+             "25 \\cdot 4 + 5 \\cdot 4 + 4 = 125")  # 124: an error in the reference
+    assert right >= 800 and all(any(k in w for k in known) for w in wrong), wrong
 
 
 def handle_hanging_on_marker(task: dict) -> dict:
