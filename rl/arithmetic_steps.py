@@ -63,9 +63,12 @@ def _expression(text: str, eq: int) -> str | None:
         if text[start - 1] in ".," and text[start].isspace():
             break  # a sentence's period or a list's comma, not a decimal point or a thousands separator
         start -= 1
-    before = text[:start].rstrip(" ")
-    if before and (before[-1] in "}^_)!:" or before[-1].isdigit() or _COMMAND.search(before)
-                   or (text[start] != " " and (before[-1].isalnum() or before[-1] == "\\"))):
+    k = start
+    while k > 0 and text[k - 1] == " ":
+        k -= 1
+    prev = text[k - 1] if k > 0 else ""
+    if prev and (prev in "}^_)!:" or prev.isdigit() or _COMMAND.search(text, max(0, k - 12), k)
+                 or (text[start] != " " and (prev.isalnum() or prev == "\\"))):
         # it continues to the left: a factor ("\\frac{9}{2} (3)(-4)", "\\frac 12 * 2"), a unit or word run
         # into it ("60g * 4/5")
         return None
