@@ -9,7 +9,8 @@ is scored only if that is all of it: `60g * 4/5 = 240g/5` (a unit inside), `2x -
 rather than scored on a fragment such as `4/5 = 240` or `-4 = 6`.
 
 A stated result (a mixed number `3 1/2` and a percentage `50%` read as such) is right if it equals the
-exact value, or if it has decimals and is the exact value rounded to them (`10/3 = 3.33`). Evaluation is exact (fractions) through Python's `ast` over + - * / and unary
+exact value, or if it has decimals and is the exact value rounded to them (`10/3 = 3.33`), or cut off after
+them where `...` says so. Evaluation is exact (fractions) through Python's `ast` over + - * / and unary
 minus only: no sympy in the training process, and no power operator (no huge numbers from a short text).
 """
 
@@ -19,7 +20,7 @@ import ast
 import re
 from fractions import Fraction
 
-_LATEX_OPS = (("\\cdot", " * "), ("\\times", " * "), ("\\div", " / "), ("×", "*"), ("÷", "/"))
+_LATEX_OPS = (("\\cdots", " … "), ("\\cdot", " * "), ("\\times", " * "), ("\\div", " / "), ("×", "*"), ("÷", "/"))
 _TIMES_X = re.compile(r"(?<=[\d)]) x (?=[$(]?\d)")  # "3 x 4"; "2x" is a variable, not a product
 # The characters an expression may be made of, read backwards from its `=`.
 _EXPR_CHARS = frozenset("0123456789.,+-*/()$ ")
