@@ -145,6 +145,41 @@ def _heldout_row(data: ReportData) -> str | None:
             f"{h['web']:.3f} nats/token, difference {d[0]:+.3f} ± {d[1]:.3f} | {paper} | {verdict} |")
 
 
+def process_steps_change(rows: list[dict], min_steps: int = 20) -> tuple[int, float, float, float] | None:
+    """(window, first, last, s.e. of last - first) of `reward/process_steps` (the share of right equation
+    steps in the rollouts) over the first and last fifth of the RL steps (at least 10 each); the s.e. treats
+    the steps of each window as independent draws. None with fewer than `min_steps` steps."""
+    pts = [float(r["reward/process_steps"]) for r in rows if r.get("reward/process_steps") is not None]
+    if len(pts) < min_steps:
+        return None
+    w = max(10, len(pts) // 5)
+    a, b = pts[:w], pts[-w:]
+
+    def mean_var(x):
+        m = sum(x) / len(x)
+        return m, sum((v - m) ** 2 for v in x) / (len(x) - 1)
+
+    (ma, va), (mb, vb) = mean_var(a), mean_var(b)
+    return w, ma, mb, (va / len(a) + vb / len(b)) ** 0.5
+
+
+def _process_steps_row(rows: list[dict]) -> str | None:
+    got = process_steps_change(rows)
+    if got is None:
+        return None
+    w, first, last, se = got
+    d = (100 * (last - first), 100 * se)
+    if abs(d[0]) <= 2 * d[1]:
+        verdict = "within two standard errors: RL did not change how often the policy's arithmetic is right"
+    elif d[0] > 0:
+        verdict = "up: the policy's arithmetic got better during RL"
+    else:
+        verdict = "**down**: RL made the policy's arithmetic worse"
+    return (f"| RL training: right equation steps in the rollouts (the process reward's rule), first → last {w} "
+            f"steps | {first:.3f} → {last:.3f} ({_fmt_diff(d)} points) | not reported (its step rewards come from "
+            f"a learned reward model, §4.1.3) | {verdict} |")
+
+
 def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
     """The numbers that matter, each with one sentence on agreement or disagreement with the paper."""
     out = ["## The numbers that matter", ""]
@@ -202,6 +237,9 @@ def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
                 pass_verdict = "**moves more than Maj@K, unlike the paper**"
             rows.append(f"| RL, {bench}: Pass@{kmax} RL − SFT | {_fmt_diff(dp)} | hardly moves (Figure 7) | "
                         f"{pass_verdict} |")
+    steps_row = _process_steps_row(data.curves.get("rl") or [])
+    if steps_row:
+        rows.append(steps_row)
     if len(rows) == 2:
         out.append("_Nothing measured yet._")
     else:

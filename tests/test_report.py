@@ -231,6 +231,25 @@ def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
     assert "| corpus | 1 | 5 | 0.1 | 100 |" in head
 
 
+def test_headline_process_steps_first_and_last_windows_by_hand():
+    """50 RL steps: windows of 10. First ten alternate 0.4 / 0.6 (mean 0.5, sample variance 10 x 0.1^2 / 9
+    = 0.0111), last ten alternate 0.6 / 0.8 (mean 0.7, the same variance): difference 0.2, s.e.
+    sqrt(2 x 0.0111 / 10) = 0.0471 -> +20.0 ± 4.7 points, more than two s.e.: up. Fewer than 20 steps with the metric (outcome supervision has none): no row."""
+    from pipeline.report_headline import _process_steps_row, process_steps_change
+
+    rows = ([{"step": i + 1, "reward/process_steps": 0.4 if i % 2 else 0.6} for i in range(10)]
+            + [{"step": i + 11, "reward/process_steps": 0.5} for i in range(30)]
+            + [{"step": i + 41, "reward/process_steps": 0.6 if i % 2 else 0.8} for i in range(10)])
+    w, first, last, se = process_steps_change(rows)
+    assert (w, round(first, 6), round(last, 6), round(se, 4)) == (10, 0.5, 0.7, 0.0471)
+    row = _process_steps_row(rows)
+    assert "first → last 10 steps | 0.500 → 0.700 (+20.0 ± 4.7 points)" in row and "| up:" in row
+    flat = rows[:10] + rows[10:40] + rows[:10]
+    assert "within two standard errors" in _process_steps_row(flat)
+    assert _process_steps_row([{"step": 1, "accuracy": 0.2}] * 50) is None
+    assert process_steps_change(rows[:19]) is None
+
+
 def test_plots_go_where_the_rule_says(tmp_path):
     """The rule names the plots folder (--plots); the page links it relatively."""
     _fake_results(tmp_path)
