@@ -145,6 +145,19 @@ def _heldout_row(data: ReportData) -> str | None:
             f"{h['web']:.3f} nats/token, difference {d[0]:+.3f} ± {d[1]:.3f} | {paper} | {verdict} |")
 
 
+def _pass_verdict(dp: tuple[float, float] | None, dm: tuple[float, float] | None) -> str:
+    """Pass@K after RL against the paper's Figure 7, where it hardly moves while Maj@K rises."""
+    if dp is None or dm is None:
+        return "not measured"
+    if abs(dp[0]) <= 2 * dp[1]:
+        return "hardly moves (within two standard errors), as in the paper"
+    if dp[0] < 0:
+        return "**falls** by more than two standard errors (the paper's hardly moves): RL narrowed what it samples"
+    if dp[0] < dm[0]:
+        return "rises, but less than Maj@K (the paper: Maj@K gains, Pass@K hardly moves)"
+    return "**rises more than Maj@K, unlike the paper**"
+
+
 def process_steps_change(rows: list[dict], min_steps: int = 20) -> tuple[int, float, float, float] | None:
     """(window, first, last, s.e. of last - first) of `reward/process_steps` (the share of right equation
     steps in the rollouts) over the first and last fifth of the RL steps (at least 10 each); the s.e. treats
@@ -227,16 +240,8 @@ def section_headline(data: ReportData, benchmarks: list[str]) -> list[str]:
         if kmax:
             dm, dp = _diff(sft, rl, "maj@k", kmax), _diff(sft, rl, "pass@k", kmax)
             rows.append(f"| RL, {bench}: Maj@{kmax} RL − SFT | {_fmt_diff(dm)} | up (Figure 7) | {_verdict(dm)} |")
-            if dp is None or dm is None:
-                pass_verdict = "not measured"
-            elif abs(dp[0]) <= 2 * dp[1]:
-                pass_verdict = "hardly moves (within two standard errors), as in the paper"
-            elif dp[0] < dm[0]:
-                pass_verdict = "moves less than Maj@K, as in the paper"
-            else:
-                pass_verdict = "**moves more than Maj@K, unlike the paper**"
             rows.append(f"| RL, {bench}: Pass@{kmax} RL − SFT | {_fmt_diff(dp)} | hardly moves (Figure 7) | "
-                        f"{pass_verdict} |")
+                        f"{_pass_verdict(dp, dm)} |")
     steps_row = _process_steps_row(data.curves.get("rl") or [])
     if steps_row:
         rows.append(steps_row)

@@ -231,6 +231,17 @@ def test_headline_names_corpus_score_rl_lift_and_stage_times(tmp_path):
     assert "| corpus | 1 | 5 | 0.1 | 100 |" in head
 
 
+def test_headline_pass_at_k_verdicts():
+    """Pass@K against Figure 7 (Maj@K up, Pass@K flat): a fall beyond two s.e. is not "moving less"."""
+    from pipeline.report_headline import _pass_verdict
+
+    assert _pass_verdict((-1.0, 1.0), (3.0, 1.0)).startswith("hardly moves")
+    assert _pass_verdict((-4.8, 2.3), (-0.4, 1.8)).startswith("**falls**")
+    assert _pass_verdict((3.0, 1.0), (6.0, 1.0)).startswith("rises, but less than Maj@K")
+    assert _pass_verdict((6.0, 1.0), (3.0, 1.0)).startswith("**rises more than Maj@K")
+    assert _pass_verdict(None, (3.0, 1.0)) == "not measured"
+
+
 def test_headline_process_steps_first_and_last_windows_by_hand():
     """50 RL steps: windows of 10. First ten alternate 0.4 / 0.6 (mean 0.5, sample variance 10 x 0.1^2 / 9
     = 0.0111), last ten alternate 0.6 / 0.8 (mean 0.7, the same variance): difference 0.2, s.e.
