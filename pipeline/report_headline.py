@@ -3,6 +3,7 @@ time per stage from Snakemake's benchmark files (pipeline/report.py puts it firs
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,9 +64,7 @@ def _diff(a: dict | None, b: dict | None, key: str, k: str | None = None) -> tup
     pa, pb = _per_problem(a, key, k), _per_problem(b, key, k)
     if pa and pb and pa.keys() == pb.keys() and len(pa) > 1:
         d = [pb[pid] - pa[pid] for pid in pa]
-        mean = sum(d) / len(d)
-        sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5
-        return 100 * mean, 100 * sd / len(d) ** 0.5
+        return 100 * statistics.fmean(d), 100 * statistics.stdev(d) / len(d) ** 0.5
 
     def get(m):
         v = m.get(key) if k is None else (m.get(key) or {}).get(k)
@@ -167,13 +166,8 @@ def process_steps_change(rows: list[dict], min_steps: int = 20) -> tuple[int, fl
         return None
     w = max(10, len(pts) // 5)
     a, b = pts[:w], pts[-w:]
-
-    def mean_var(x):
-        m = sum(x) / len(x)
-        return m, sum((v - m) ** 2 for v in x) / (len(x) - 1)
-
-    (ma, va), (mb, vb) = mean_var(a), mean_var(b)
-    return w, ma, mb, (va / len(a) + vb / len(b)) ** 0.5
+    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    return w, statistics.fmean(a), statistics.fmean(b), se
 
 
 def _process_steps_row(rows: list[dict]) -> str | None:
