@@ -39,7 +39,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from accelerate.utils import gather_object
@@ -49,6 +48,7 @@ from pipeline.generation import Completion, derive_seed
 from rl.advantages import outcome_advantages, process_advantages
 from rl.logprobs import PackedRows, pack_rows, token_logprobs
 from rl.rewards import STEP_REWARDS, RewardFunction
+from rl.rollout_metrics import QuestionScores, rollout_metrics
 
 log = logging.getLogger(__name__)
 
@@ -152,40 +152,6 @@ class Sampled:
     def valid(self) -> torch.Tensor:
         """(N,) bool: outputs whose group counts."""
         return (~self.skipped).repeat_interleave(self.total.shape[1])
-
-
-class QuestionScores(NamedTuple):
-    """What the rollout metrics read of one question's group (exchanged between processes)."""
-
-    position: int  # in the step's global batch
-    rewards: list[float]  # (G,) total reward, 0 where skipped
-    skipped: bool  # unparseable gold: the group is not graded
-    correct: list[bool]  # (G,) the grader's verdicts
-    lengths: list[int]  # (G,) output tokens, EOS included
-    truncated: list[bool]  # (G,) cut at max_new_tokens
-    terms: dict[str, list[float | None]]  # each reward term's (G,) values
-
-
-def rollout_metrics(questions: list[QuestionScores]) -> dict[str, float]:
-    """The rollout's metrics from its questions. Rewards, `accuracy` and the reward terms are over the
-    graded outputs (groups not skipped for an unparseable gold); lengths and truncation over all outputs."""
-    graded = [q for q in questions if not q.skipped]
-    rewards = torch.tensor([r for q in graded for r in q.rewards])
-    lens = torch.tensor([n for q in questions for n in q.lengths], dtype=torch.float)
-    n = len(lens)
-    metrics = {
-        "reward_mean": float(rewards.mean()) if len(rewards) else 0.0,
-        "reward_std": float(rewards.std(correction=0)) if len(rewards) else 0.0,
-        "accuracy": sum(c for q in graded for c in q.correct) / len(rewards) if len(rewards) else 0.0,
-        "skipped_groups": float(len(questions) - len(graded)),
-        "completion_len": float(lens.mean()),
-        "completion_len_max": float(lens.max()),
-        "truncated_fraction": sum(t for q in questions for t in q.truncated) / n,
-    }
-    for name in questions[0].terms if questions else []:
-        got = [v for q in questions for v in q.terms[name] if v is not None]
-        metrics[f"reward/{name}"] = sum(got) / len(got) if got else 0.0
-    return metrics
 
 
 # --- the source -------------------------------------------------------------------------------------
